@@ -1,0 +1,15 @@
+"""blockgen: make a language model write valid Boolean block search queries, every time."""
+
+from blockgen.formatter import STYLES, format_query
+from blockgen.parser import QuerySyntaxError, is_valid, parse, validate
+from blockgen.query import And, Block, Comparison, Field, Node, Not, Or, Phrase, Query, Term, blocks, terms
+
+#: ``blockgen.format(query, style=...)``: same as :func:`format_query`.
+format = format_query
+
+__all__ = [
+    "And", "Block", "Comparison", "Field", "Node", "Not", "Or", "Phrase", "Query", "Term",
+    "QuerySyntaxError", "STYLES", "blocks", "format", "format_query", "is_valid", "parse",
+    "terms", "validate",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,135 @@
+"""The one grammar file is read by lark, llguidance (Outlines' CFG) and hypothesis alike."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra.lark import from_lark
+
+from blockgen.grammar import grammar_path, grammar_text, lark_parser, terminal_regex
+from blockgen.parser import is_valid
+
+EXAMPLES = {
+    # valid
+    "a": True,
+    "a AND b": True,
+    "ANDROID": True,
+    "NOTE OR ORCHID": True,
+    "AN": True,
+    "x AND b": True,
+    "Metal injection molding OR MIM AND aerospace": True,
+    '("climate change" OR "global warming") AND ("social media" OR Twitter) NOT ("renewable energy")': True,
+    'multitasking stress AND fieldsOfStudy:"biology"': True,
+    "x AND (yearPublished>=2018 AND yearPublished<=2024)": True,
+    '"Acne Vulgaris"[Mesh] OR acne[tiab]': True,
+    "child* OR behavio?r": True,
+    "Alzheimer's OR COVID-19 OR HIV/AIDS OR 3.5 OR é": True,
+    "a and b": True,  # lower-case "and" is a word, as in PubMed
+    "xAND": True,
+    # invalid
+    "AND": False,
+    "x AND": False,
+    "a OR": False,
+    "(a": False,
+    "a)": False,
+    '"a': False,
+    '""': False,
+    '" "': False,
+    "a-": False,
+    "OR": False,
+    "NOT a": False,
+    "()": False,
+    "": False,
+}
+
+
+def test_grammar_file_is_the_packaged_one():
+    assert grammar_path().name == "boolean_block.lark"
+    assert grammar_text().lstrip().startswith("//")
+    assert "start:" in grammar_text()
+
+
+@pytest.mark.parametrize("text,valid", list(EXAMPLES.items()))
+def test_lark_accepts_exactly_the_documented_examples(text, valid):
+    assert is_valid(text) is valid
+
+
+@pytest.fixture(scope="module")
+def llg_accepts():
+    """A function telling whether llguidance (the engine behind Outlines' CFG) accepts a string."""
+    llguidance = pytest.importorskip("llguidance")
+    from blockgen.tokens import load_llguidance_tokenizer
+    from tests.tiny_models import llama3_tokenizer
+
+    tok = llama3_tokenizer()
+    lltok = load_llguidance_tokenizer(tok)
+    grammar = llguidance.grammar_from("lark", grammar_text())
+    is_error, warnings = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, lltok)
+    assert not is_error, warnings
+
+    def accepts(text: str) -> bool:
+        matcher = llguidance.LLMatcher(lltok, grammar)
+        ids = tok.encode(text, add_special_tokens=False)
+        if matcher.validate_tokens(ids) < len(ids):
+            return False
+        matcher.consume_tokens(ids)
+        return matcher.is_accepting()
+
+    return accepts
+
+
+def test_outlines_cfg_takes_the_grammar_file():
+    from outlines.types import CFG
+
+    cfg = CFG(grammar_text())
+    assert cfg.definition == grammar_text()
+
+
+@pytest.mark.parametrize("text,valid", list(EXAMPLES.items()))
+def test_llguidance_accepts_exactly_the_documented_examples(llg_accepts, text, valid):
+    assert llg_accepts(text) is valid
+
+
+# Characters that make up queries, weighted towards the tricky ones.
+_QUERY_ALPHABET = st.sampled_from(list('ANDORTandort xy()"[]:>=<*?-\'./é') + ["AND", "OR", "NOT", " AND ", " OR "])
+
+
+@given(st.lists(_QUERY_ALPHABET, max_size=14).map("".join))
+def test_lark_and_llguidance_accept_the_same_strings(llg_accepts, text):
+    assert is_valid(text) == llg_accepts(text)
+
+
+_LETTERS = st.sampled_from(list("abcxyzABNORTDé09Ωж"))
+_CHUNK = st.one_of(_LETTERS, _LETTERS, st.sampled_from(["*", "?"]), st.tuples(st.sampled_from(list("-'./&")), _LETTERS).map("".join))
+
+
+def word_strategy():
+    """Words of the grammar: built from letters, wildcards and inner punctuation, checked by WORD's regex."""
+    word_rx = terminal_regex("WORD")
+    return st.tuples(_LETTERS, st.lists(_CHUNK, max_size=6).map("".join)).map("".join).filter(word_rx.fullmatch)
+
+
+def query_strategy():
+    """Strings drawn from the grammar by hypothesis' ``from_lark``.
+
+    The grammar leaves the whitespace between two words, or a word and an operator, to
+    ``%ignore``; ``from_lark`` does not insert it, so the operator and word terminals are
+    drawn with the blank that separates them in any real query.
+    """
+    word = word_strategy()
+    return from_lark(
+        lark_parser(),
+        explicit={
+            "AND": st.just(" AND "),
+            "OR": st.just(" OR "),
+            "NOT": st.just(" NOT "),
+            "WORD": word.map(lambda w: w + " "),
+        },
+    )
+
+
+@given(query_strategy())
+def test_every_string_drawn_from_the_grammar_is_accepted_by_llguidance(llg_accepts, text):
+    assert llg_accepts(text)
