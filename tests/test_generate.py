@@ -1,0 +1,163 @@
+"""QueryGenerator: constrained output always parses, for any budget; clear errors."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from blockgen import is_valid
+from blockgen.generate import AdapterMismatchError, GenerationError, ModelLoadError, QueryGenerator
+from tests.tiny_models import llama3_tokenizer, save_tiny_llama, small_tokenizer, tiny_llama
+
+
+class BiasedLM(torch.nn.Module):
+    """A tiny Llama whose logits favour tokens that open groups, phrases and tags.
+
+    Random weights rarely nest; this model nests and opens quotes all the time, which is
+    what makes cutting off at the budget hard.
+    """
+
+    def __init__(self, model, tokenizer, boost: float = 6.0):
+        super().__init__()
+        self.inner = model
+        self.generation_config = model.generation_config
+        bias = torch.zeros(len(tokenizer))
+        for piece, idx in tokenizer.get_vocab().items():
+            text = tokenizer.convert_tokens_to_string([piece])
+            if any(c in text for c in '(["'):
+                bias[idx] = boost
+        self.register_buffer("bias", bias)
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, use_cache=None):
+        out = self.inner(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache, use_cache=use_cache
+        )
+        out.logits = out.logits + self.bias
+        return out
+
+
+@lru_cache(maxsize=None)
+def generator(kind: str) -> QueryGenerator:
+    tok = llama3_tokenizer() if kind.startswith("llama3") else small_tokenizer()
+    model = tiny_llama(tok, seed=1)
+    if kind.endswith("biased"):
+        model = BiasedLM(model, tok)
+    return QueryGenerator(model, tok)
+
+
+PROMPTS = st.text(alphabet=st.sampled_from(list("abcdefgh ()\"-é")), min_size=1, max_size=20).filter(str.strip)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["small", "small-biased", "llama3", "llama3-biased"]),
+    prompt=PROMPTS,
+    seed=st.integers(0, 2**31),
+    temperature=st.sampled_from([0.0, 0.7, 1.0, 1.5]),
+    top_p=st.sampled_from([0.9, 1.0]),
+    budget=st.integers(1, 24),
+)
+def test_constrained_output_always_parses(kind, prompt, seed, temperature, top_p, budget):
+    results = generator(kind).generate([prompt], n=2, max_new_tokens=budget, temperature=temperature, top_p=top_p, seed=seed)
+    assert len(results) == 1 and results[0]
+    for cand in results[0]:
+        assert is_valid(cand.raw_text), cand.raw_text
+        assert cand.valid and cand.query is not None and not cand.repaired
+        assert cand.tokens <= budget + 1
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31), budget=st.integers(1, 24), kind=st.sampled_from(["small", "small-biased"]))
+def test_free_output_after_repair_always_parses(seed, budget, kind):
+    pytest.importorskip("blockgen.repair")
+    for cand in generator(kind).generate(["climate change"], n=3, constrained=False, max_new_tokens=budget, seed=seed)[0]:
+        if cand.query is not None:
+            assert is_valid(cand.text)
+            assert cand.repaired == (not is_valid(cand.raw_text))
+        else:  # nothing usable was written at all (repair found no term)
+            assert not cand.valid
+
+
+def test_the_biased_model_really_is_cut_off_and_steered():
+    gen = generator("llama3-biased")
+    cands = gen.generate(["a"], n=4, max_new_tokens=6, seed=3)[0]
+    assert any(c.steered for c in cands)
+    assert any(c.cut_off for c in cands)
+
+
+def test_candidates_are_distinct_and_ranked_by_logprob():
+    cands = generator("small").generate("stainless steel", n=5, max_new_tokens=8, seed=0)[0]
+    texts = [c.text for c in cands]
+    assert len(set(texts)) == len(texts) == 5
+    assert [c.logprob for c in cands] == sorted((c.logprob for c in cands), reverse=True)
+
+
+def test_same_seed_same_output():
+    a = generator("small").generate(["x", "y"], n=3, max_new_tokens=10, seed=7)
+    b = generator("small").generate(["x", "y"], n=3, max_new_tokens=10, seed=7)
+    assert [[c.text for c in r] for r in a] == [[c.text for c in r] for r in b]
+
+
+def test_batched_prompts_get_one_list_each():
+    out = generator("small").generate(["a", "b", "c"], n=2, max_new_tokens=6, seed=1, batch_size=4)
+    assert len(out) == 3 and all(1 <= len(r) <= 2 for r in out)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(prompts=[""]), "empty"),
+        (dict(prompts=["  "]), "empty"),
+        (dict(prompts=[]), "no prompts"),
+        (dict(prompts=["a"], max_new_tokens=0), "minimum"),
+        (dict(prompts=["a"], n=0), "n must"),
+        (dict(prompts=[3]), "not a str"),
+    ],
+)
+def test_bad_generation_input_is_a_clear_error(kwargs, match):
+    with pytest.raises(GenerationError, match=match):
+        generator("small").generate(**kwargs)
+
+
+def test_from_pretrained_loads_a_local_model_and_lora_adapter(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    tok = small_tokenizer()
+    base = save_tiny_llama(tmp_path / "base", tok)
+    peft_model = get_peft_model(tiny_llama(tok), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    gen = QueryGenerator.from_pretrained(base, adapter=tmp_path / "adapter")
+    cands = gen.generate(["climate"], n=2, max_new_tokens=5, seed=0)[0]
+    assert cands and all(c.valid for c in cands)
+
+
+def test_missing_and_wrong_paths_are_clear_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        QueryGenerator.from_pretrained(tmp_path / "nope")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelLoadError, match="directory"):
+        QueryGenerator.from_pretrained(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="config.json"):
+        QueryGenerator.from_pretrained(tmp_path / "empty")
+    base = save_tiny_llama(tmp_path / "base", small_tokenizer())
+    with pytest.raises(ModelLoadError, match="adapter_config.json"):
+        QueryGenerator.from_pretrained(base, adapter=tmp_path / "empty")
+
+
+def test_an_adapter_for_another_base_is_a_clear_error(tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = small_tokenizer()
+    base = save_tiny_llama(tmp_path / "base", tok)
+    other = LlamaForCausalLM(
+        LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    )
+    get_peft_model(other, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "adapter")
+    with pytest.raises(AdapterMismatchError, match="does not fit"):
+        QueryGenerator.from_pretrained(base, adapter=tmp_path / "adapter")
