@@ -165,16 +165,55 @@ class TokenClasses:
     single_byte: "object"
 
 
-_classes_memory: dict[int, TokenClasses] = {}
+_classes_memory: dict[str, TokenClasses] = {}
 
 
-def token_classes(tokens: Sequence[bytes]) -> TokenClasses:
-    """The :class:`TokenClasses` of a vocabulary given as the bytes of every token id."""
+def token_classes(tokens: Sequence[bytes], use_disk: bool = True) -> TokenClasses:
+    """The :class:`TokenClasses` of a vocabulary given as the bytes of every token id.
+
+    Cached in memory and on disk (next to the token cache of :mod:`blockgen.tokens`),
+    keyed by the vocabulary and the grammar text.
+    """
+    import hashlib
+
+    import numpy as np
     import torch
 
-    key = hash(tuple(tokens[:64])) ^ len(tokens)
-    if key in _classes_memory:
-        return _classes_memory[key]
+    from blockgen.grammar import grammar_text
+    from blockgen.tokens import cache_dir
+
+    digest = hashlib.sha256(b"\x00".join(tokens) + grammar_text().encode()).hexdigest()[:24]
+    if digest in _classes_memory:
+        return _classes_memory[digest]
+    path = cache_dir() / f"classes-{digest}.npz"
+    if use_disk and path.is_file():
+        try:
+            data = np.load(path)
+            n = len(tokens)
+            classes = TokenClasses(
+                content=torch.from_numpy(np.unpackbits(data["content"])[:n].astype(bool)),
+                single_byte=torch.from_numpy(np.unpackbits(data["single_byte"])[:n].astype(bool)),
+            )
+            _classes_memory[digest] = classes
+            return classes
+        except Exception:  # a corrupt cache is rebuilt
+            pass
+    classes = _compute_classes(tokens)
+    if use_disk:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + ".tmp.npz")
+            np.savez(tmp, content=np.packbits(classes.content.numpy()), single_byte=np.packbits(classes.single_byte.numpy()))
+            tmp.replace(path)
+        except OSError:
+            pass
+    _classes_memory[digest] = classes
+    return classes
+
+
+def _compute_classes(tokens: Sequence[bytes]) -> TokenClasses:
+    import torch
+
     word = terminal_regex("WORD")
     content = torch.zeros(len(tokens), dtype=torch.bool)
     single = torch.zeros(len(tokens), dtype=torch.bool)
@@ -188,6 +227,4 @@ def token_classes(tokens: Sequence[bytes]) -> TokenClasses:
         body = text[1:] if text.startswith(" ") else text
         if body and word.fullmatch(body):
             content[i] = True
-    classes = TokenClasses(content=content, single_byte=single)
-    _classes_memory[key] = classes
-    return classes
+    return TokenClasses(content=content, single_byte=single)

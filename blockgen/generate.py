@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import time
+
+import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -200,7 +202,10 @@ class QueryGenerator:
         if self._llg_tokenizer is None:
             self._llg_tokenizer = load_llguidance_tokenizer(self.tokenizer)
             self._grammar_spec = llguidance.grammar_from("lark", grammar_text())
-        return LLGuidanceLogitsProcessor(self._grammar_spec, self._llg_tokenizer, "torch")
+        # The numpy path of the processor: llguidance's torch path wraps its kernel in
+        # torch.compile, which costs ~3 s on the first call and ~7 ms a step on CPU here,
+        # against ~0.01 s and ~0.8 ms (python /tmp/np.py numpy|torch, see benchmarks).
+        return LLGuidanceLogitsProcessor(self._grammar_spec, self._llg_tokenizer, "numpy")
 
     def _encode_closers(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
@@ -371,10 +376,9 @@ class QueryGenerator:
             logits[vocab:] = -math.inf
         if not constrained:
             return _sample(logits, temperature, top_p, generator)
-        row_ids = torch.tensor([row.ids[-1] if row.ids else self.pad_id], dtype=torch.long)[None]
-        masked = logits[None, :vocab].clone()
-        masked = row.processor.process_logits(row_ids, masked)[0]
-        logits[:vocab] = masked
+        row_ids = np.array([[row.ids[-1] if row.ids else self.pad_id]], dtype=np.int64)
+        masked = row.processor.process_logits(row_ids, logits[None, :vocab].numpy().copy())[0]
+        logits[:vocab] = torch.from_numpy(masked)
         if row.forced:
             tok = row.forced.pop(0)
             if logits[tok] == -math.inf:  # the grammar engine and blockgen disagree: a bug

@@ -17,6 +17,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The test models are tiny: one thread is faster than two, and does not stall when
+# something else uses the other core (OpenMP threads spin while they wait).
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a dependency
+    pass
+
 
 def shared_data_dir() -> Path:
     """``../shared/data`` beside the repository (or ``$BLOCKGEN_SHARED_DATA``)."""
