@@ -1,0 +1,115 @@
+"""``blockgen generate``: write Boolean block queries for keywords from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, TextIO
+
+from blockgen.generate import DEFAULT_TEMPLATE, GenerationError, ModelLoadError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``generate`` subcommand."""
+    p = subparsers.add_parser(
+        "generate",
+        help="write Boolean block queries for keywords",
+        description=(
+            "Write N candidate Boolean block queries for each keyword prompt, best first. "
+            "By default with the embedded model and grammar-constrained decoding."
+        ),
+    )
+    p.add_argument("keywords", nargs="*", help="the keywords of one prompt (several words are joined)")
+    p.add_argument("--input", "-i", metavar="FILE", help="one prompt per line ('-' for standard input)")
+    p.add_argument("-n", type=int, default=10, help="candidates per prompt (default 10)")
+    p.add_argument("--free", action="store_true", help="free decoding, then repair (default: constrained)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="token budget per query (default 128)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", metavar="DIR", help="a local Hugging Face causal LM directory (default: embedded model)")
+    p.add_argument("--adapter", metavar="DIR", help="a PEFT LoRA adapter directory for --model")
+    p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template with {keywords}")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--json", action="store_true", help="one JSON object per prompt")
+    p.set_defaults(run=run)
+    return p
+
+
+def _prompts(args, stdin: TextIO) -> list[str]:
+    if args.input and args.keywords:
+        raise GenerationError("give keywords or --input FILE, not both")
+    if args.input:
+        if args.input == "-":
+            lines = stdin.read().splitlines()
+        else:
+            path = Path(args.input)
+            if not path.is_file():
+                raise GenerationError(f"input file not found: {path}")
+            lines = path.read_text(encoding="utf-8").splitlines()
+        prompts = [line.strip() for line in lines if line.strip()]
+        if not prompts:
+            raise GenerationError(f"no prompts in {args.input}")
+        return prompts
+    if not args.keywords:
+        raise GenerationError('give the keywords, e.g. blockgen generate "climate change misinformation"')
+    return [" ".join(args.keywords)]
+
+
+def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, stdin: Optional[TextIO] = None) -> int:
+    """Run ``blockgen generate``; returns the exit code (0 ok, 2 usage or model error)."""
+    from blockgen.generate import QueryGenerator
+
+    stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
+    try:
+        prompts = _prompts(args, stdin)
+        if args.adapter and not args.model:
+            raise GenerationError("--adapter needs --model (the base model it was trained on)")
+        if args.model:
+            gen = QueryGenerator.from_pretrained(args.model, adapter=args.adapter, device=args.device, template=args.template)
+        else:
+            gen = QueryGenerator.default(device=args.device)
+            gen.template = args.template
+        results = gen.generate(
+            prompts,
+            n=args.n,
+            constrained=not args.free,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            progress=len(prompts) > 1,
+        )
+    except (GenerationError, ModelLoadError) as err:
+        print(f"blockgen generate: {err}", file=stderr)
+        return 2
+    for prompt, cands in zip(prompts, results):
+        if args.json:
+            record = {
+                "prompt": prompt,
+                "candidates": [
+                    {
+                        "text": c.text,
+                        "raw_text": c.raw_text,
+                        "valid": c.valid,
+                        "repaired": c.repaired,
+                        "logprob": round(c.logprob, 4),
+                        "tokens": c.tokens,
+                        "seconds": round(c.seconds, 4),
+                        "cut_off": c.cut_off,
+                        "steered": c.steered,
+                    }
+                    for c in cands
+                ],
+            }
+            print(json.dumps(record, ensure_ascii=False), file=stdout)
+        else:
+            if len(prompts) > 1:
+                print(f"# {prompt}", file=stdout)
+            for c in cands:
+                print(c.text, file=stdout)
+    return 0
