@@ -125,6 +125,13 @@ def need_of(prefix: bytes) -> Optional[Need]:
     closers = ""
     if tail:
         accepts = parser.accepts()
+        keyword = next((k for k in ("AND", "OR", "NOT") if k in accepts and k.startswith(tail) and k != tail), None)
+        if keyword is not None:
+            # the start of an operator where no word may stand: "(a) O" goes on as "(a) OR"
+            parser.feed_token(Token(keyword, keyword))
+            head = keyword[len(tail) :]
+            tail = ""
+    if tail:
         if tail.startswith('"'):
             if "PHRASE" not in accepts or '"' in tail[1:] or any(c in "\r\n" for c in tail):
                 return None

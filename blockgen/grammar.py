@@ -7,8 +7,9 @@ validation and repair) and as compiled terminal regexes (for classifying tokeniz
 ``lark``'s own lexers pick the first terminal whose regex matches, which is not how
 llguidance lexes: llguidance is greedy and takes the longest lexeme. For the word/keyword
 pair (``ANDROID`` is a word, ``AND`` is an operator, ``AN`` is a word) only the
-longest-match rule gives the same language in both, so the lark parser here uses
-:class:`LongestMatchLexer`.
+longest-match rule gives the same language in both. llguidance also lexes *contextually*:
+it only considers the terminals that can come next. So the lark parser here uses
+:class:`LongestMatchContextualLexer`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from lark import Lark
-from lark.lexer import BasicLexer, Scanner, TextSlice
+from lark.lexer import BasicLexer, ContextualLexer, Scanner, TextSlice
 
 GRAMMAR_NAME = "boolean_block.lark"
 
@@ -52,7 +53,17 @@ class _LongestMatchScanner(Scanner):
             m = rx.match(text.text, pos, text.end)
             if m and (best is None or len(m.group(0)) > len(best[0])):
                 best = (m.group(0), name)
+        if best is not None and best[1] == "WORD":
+            # llguidance never ends a word before a letter that could extend it: the word
+            # regex only stops there because of the AND/OR/NOT exclusion ("AN" + "D").
+            end = pos + len(best[0])
+            if end < text.end and self._word_letter(text.text[end]):
+                return None
         return best
+
+    def _word_letter(self, ch: str) -> bool:
+        word = dict(self._each).get("WORD")
+        return word is not None and word.fullmatch(ch) is not None
 
 
 class LongestMatchLexer(BasicLexer):
@@ -65,10 +76,27 @@ class LongestMatchLexer(BasicLexer):
         return _LongestMatchScanner(scanner.terminals, self.g_regex_flags, self.re, self.use_bytes)
 
 
+class LongestMatchContextualLexer(ContextualLexer):
+    """lark's contextual lexer (only the terminals the parser accepts here) with the longest-lexeme rule.
+
+    This is how llguidance lexes: after ``(a)`` only operators and ``)`` can follow, so
+    ``(a)ANDb`` is ``(a) AND b``; after a word another word can follow, so ``x ANDb`` is the
+    two words ``x ANDb``.
+    """
+
+    BasicLexer = LongestMatchLexer
+
+
 @lru_cache(maxsize=1)
 def lark_parser() -> Lark:
     """The LALR parser of the grammar (built once per process)."""
-    return Lark(grammar_text(), parser="lalr", lexer=LongestMatchLexer, maybe_placeholders=False)
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        maybe_placeholders=False,
+        _plugins={"ContextualLexer": LongestMatchContextualLexer},
+    )
 
 
 @lru_cache(maxsize=None)

@@ -28,6 +28,11 @@ EXAMPLES = {
     "Alzheimer's OR COVID-19 OR HIV/AIDS OR 3.5 OR é": True,
     "a and b": True,  # lower-case "and" is a word, as in PubMed
     "xAND": True,
+    # llguidance lexes contextually: after ")" or a phrase only an operator can follow
+    "(a)ANDb": True,
+    '"b"ANDb': True,
+    'a OR "b"ORc': True,
+    "(a)ORANGE": True,  # (a) OR ANGE: after ")" no word can follow
     # invalid
     "AND": False,
     "x AND": False,
@@ -93,7 +98,9 @@ def test_llguidance_accepts_exactly_the_documented_examples(llg_accepts, text, v
 
 
 # Characters that make up queries, weighted towards the tricky ones.
-_QUERY_ALPHABET = st.sampled_from(list('ANDORTandort xy()"[]:>=<*?-\'./é') + ["AND", "OR", "NOT", " AND ", " OR "])
+_QUERY_ALPHABET = st.sampled_from(
+    list('ANDORTandort xy()"[]:>=<*?-\'./é') + ["AND", "OR", "NOT", " AND ", " OR ", ")AND", '"OR', "(x)", '"y"']
+)
 
 
 @given(st.lists(_QUERY_ALPHABET, max_size=14).map("".join))
