@@ -1,161 +1,265 @@
-"""The ``blockgen`` command line: validate, repair, format and generate queries.
+"""The ``blockgen`` command line: validate, repair and format queries (and generate them).
 
-Each subcommand lives in a module with ``add_parser(subparsers)``, which registers it and
-sets ``run(args, stdout=, stderr=, stdin=) -> exit code`` as its default; :data:`COMMANDS`
-lists those modules. Exit codes: 0 all good, 1 some query invalid (or not repairable),
-2 usage error (bad option, missing file).
+    blockgen validate queries.txt            # one query per line; exit 1 if any is invalid
+    blockgen validate -q '(a OR b) AND c' --json
+    blockgen repair broken.txt --json        # repaired query and the edits, per line
+    blockgen format queries.txt --style pretty
+    cat queries.txt | blockgen validate -    # FILE omitted or '-': standard input
+
+Exit codes: 0 all good, 1 some query invalid (``validate``, ``format``) or not repairable
+(``repair``), 2 usage error (unknown option, missing file; a message on standard error,
+never a traceback).
+
+Adding a subcommand: write a module with ``add_parser(subparsers)`` that calls
+``subparsers.add_parser(NAME, ...)``, adds its options and sets
+``run(args, stdout=, stderr=, stdin=) -> exit code`` as the default
+(``p.set_defaults(run=run)``; see :mod:`blockgen.cli_generate`), then add
+``NAME: "package.module"`` to :data:`SUBCOMMANDS`. The module is imported only when the
+parser is built; if it cannot be imported (a missing optional dependency), the
+subcommand still shows up and says why it is unavailable instead of breaking the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Optional, Sequence, TextIO
+from typing import Callable, Optional, Sequence, TextIO
 
 from blockgen.formatter import STYLES, format_query
 from blockgen.parser import QuerySyntaxError, parse
+
+#: Subcommands that live in their own module: name -> module with ``add_parser(subparsers)``.
+SUBCOMMANDS: dict[str, str] = {
+    "generate": "blockgen.cli_generate",
+}
+
+Runner = Callable[..., int]
 
 
 class UsageError(Exception):
     """A command-line usage problem (exit code 2)."""
 
 
-def _read_lines(args, stdin: TextIO) -> list[tuple[int, str]]:
-    """Numbered non-blank lines from ``-q QUERY``, a FILE or standard input."""
-    if args.query is not None and args.file not in (None, "-"):
+# ---------------------------------------------------------------- input
+
+
+def read_queries(file: Optional[str], query: Optional[str], stdin: TextIO) -> list[tuple[int, str]]:
+    """Numbered non-blank lines (1-based) from ``-q QUERY``, a FILE, or standard input (``None``/``-``)."""
+    if query is not None and file not in (None, "-"):
         raise UsageError("give a FILE or -q QUERY, not both")
-    if args.query is not None:
-        return [(1, args.query)]
-    if args.file in (None, "-"):
+    if query is not None:
+        return [(1, query)]
+    if file in (None, "-"):
         text = stdin.read()
     else:
-        path = Path(args.file)
-        if not path.is_file():
+        path = Path(file)
+        if not path.exists():
             raise UsageError(f"file not found: {path}")
+        if not path.is_file():
+            raise UsageError(f"not a file: {path}")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:
-            raise UsageError(f"{path} is not UTF-8 text: {err}") from None
+            raise UsageError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except OSError as err:
+            raise UsageError(f"cannot read {path}: {err.strerror}") from None
     return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
-def _error_record(err: QuerySyntaxError) -> dict:
-    return {"message": str(err).splitlines()[0], "line": err.line, "column": err.column, "expected": err.expected}
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", metavar="FILE", help="one query per line; '-' or nothing: standard input")
+    p.add_argument("-q", "--query", metavar="QUERY", help="check this one query instead of reading lines")
 
 
-def _run_validate(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+def _json_line(record: dict, stdout: TextIO) -> None:
+    print(json.dumps(record, ensure_ascii=False), file=stdout)
+
+
+# ---------------------------------------------------------------- validate
+
+
+def error_record(err: QuerySyntaxError) -> dict:
+    """The JSON form of a syntax error: message (first line), line, column, expected."""
+    return {
+        "message": str(err).splitlines()[0],
+        "line": err.line,
+        "column": err.column,
+        "expected": err.expected,
+        "found": err.found,
+    }
+
+
+def run_validate(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """``blockgen validate``: ``N: OK`` or ``N: <error with caret>`` per line; exit 1 if any is invalid."""
     bad = 0
-    for number, line in _read_lines(args, stdin):
+    for number, line in read_queries(args.file, args.query, stdin):
         try:
             parse(line)
-            error = None
+            error: Optional[QuerySyntaxError] = None
         except QuerySyntaxError as err:
             error, bad = err, bad + 1
         if args.json:
-            rec = {"line": number, "query": line, "valid": error is None, "error": _error_record(error) if error else None}
-            print(json.dumps(rec, ensure_ascii=False), file=stdout)
+            _json_line(
+                {"line": number, "query": line, "valid": error is None, "error": error_record(error) if error else None},
+                stdout,
+            )
         elif error is None:
-            print(f"{number}: OK", file=stdout)
+            if not args.quiet:
+                print(f"{number}: OK", file=stdout)
         else:
             print(f"{number}: {error}", file=stdout)
     return 1 if bad else 0
 
 
-def _run_repair(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
-    from blockgen.repair import try_repair
+# ---------------------------------------------------------------- repair
+
+
+def run_repair(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """``blockgen repair``: the repaired query per line; exit 1 if some line has no term at all."""
+    from blockgen.repair import RepairError, repair
 
     failed = 0
-    for number, line in _read_lines(args, stdin):
-        result = try_repair(line)
-        if result is None:
-            failed += 1
+    for number, line in read_queries(args.file, args.query, stdin):
+        try:
+            result = repair(line, cut_off=args.cut_off)
+            problem = None
+        except RepairError as err:
+            result, problem, failed = None, str(err), failed + 1
         if args.json:
-            rec = {
-                "line": number,
-                "input": line,
-                "output": result.text if result else None,
-                "repaired": bool(result and result.repaired),
-                "edits": [e.__dict__ for e in result.edits] if result else [],
-                "error": None if result else "nothing usable to repair: the text holds no term",
-            }
-            print(json.dumps(rec, ensure_ascii=False), file=stdout)
+            _json_line(
+                {
+                    "line": number,
+                    "input": line,
+                    "output": result.text if result else None,
+                    "repaired": bool(result and result.repaired),
+                    "edits": [asdict(e) for e in result.edits] if result else [],
+                    "error": problem,
+                },
+                stdout,
+            )
         elif result is None:
-            print(f"blockgen repair: line {number}: nothing usable to repair: the text holds no term", file=stderr)
+            print(f"blockgen repair: line {number}: {problem}", file=stderr)
         else:
-            print(result.text, file=stdout)
+            print(format_query(result.query, args.style), file=stdout)
             if args.verbose:
                 for edit in result.edits:
-                    print(f"  line {number}: {edit}", file=stderr)
+                    print(f"line {number}: {edit}", file=stderr)
     return 1 if failed else 0
 
 
-def _run_format(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+# ---------------------------------------------------------------- format
+
+
+def run_format(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """``blockgen format``: each valid line in ``--style``; invalid lines go to stderr, exit 1."""
     bad = 0
-    for number, line in _read_lines(args, stdin):
+    printed = 0
+    for number, line in read_queries(args.file, args.query, stdin):
         try:
-            print(format_query(parse(line), style=args.style), file=stdout)
+            text = format_query(parse(line), style=args.style)
         except QuerySyntaxError as err:
             bad += 1
             print(f"blockgen format: line {number}: {err}", file=stderr)
+            continue
+        if args.style == "pretty" and printed:
+            print(file=stdout)  # a blank line between multi-line queries
+        print(text, file=stdout)
+        printed += 1
     return 1 if bad else 0
 
 
-def _add_input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", help="a file with one query per line ('-' or nothing: standard input)")
-    p.add_argument("-q", "--query", help="one query given on the command line")
+# ---------------------------------------------------------------- parser
 
 
-def _add_core(subparsers) -> None:
-    p = subparsers.add_parser("validate", help="check queries against the grammar", description="Check one query per line.")
+def add_core_parsers(subparsers) -> None:
+    """Register ``validate``, ``repair`` and ``format``."""
+    p = subparsers.add_parser(
+        "validate", help="check queries against the grammar", description="Check one query per line against the grammar."
+    )
     _add_input_args(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.set_defaults(run=_run_validate)
+    p.add_argument("--json", action="store_true", help="one JSON object per query: line, query, valid, error")
+    p.add_argument("--quiet", action="store_true", help="print only the invalid queries")
+    p.set_defaults(run=run_validate)
 
-    p = subparsers.add_parser("repair", help="repair broken queries", description="Repair one query per line.")
+    p = subparsers.add_parser(
+        "repair", help="repair broken queries", description="Repair one query per line into a valid query."
+    )
     _add_input_args(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per line, with the edits")
+    p.add_argument("--json", action="store_true", help="one JSON object per query: line, input, output, repaired, edits")
+    p.add_argument("--style", choices=STYLES, default="canonical", help="how to print the repaired query")
+    p.add_argument("--cut-off", action="store_true", help="the lines were cut short: drop a half-written last word")
     p.add_argument("-v", "--verbose", action="store_true", help="list the edits on standard error")
-    p.set_defaults(run=_run_repair)
+    p.set_defaults(run=run_repair)
 
-    p = subparsers.add_parser("format", help="reformat valid queries", description="Reformat one query per line.")
+    p = subparsers.add_parser("format", help="reformat valid queries", description="Reformat one valid query per line.")
     _add_input_args(p)
-    p.add_argument("--style", choices=STYLES, default="canonical")
-    p.set_defaults(run=_run_format)
+    p.add_argument("--style", choices=STYLES, default="canonical", help="canonical (default), compact or pretty")
+    p.set_defaults(run=run_format)
+
+
+def _add_unavailable(subparsers, name: str, module: str, err: Exception) -> None:
+    reason = f"blockgen {name} is unavailable: cannot import {module} ({err})"
+    # no option prefix: whatever follows is taken as is, and the reason is shown
+    p = subparsers.add_parser(name, help=f"(unavailable: {err})", add_help=False, prefix_chars="\0")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def run(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+        print(reason, file=stderr)
+        return 2
+
+    p.set_defaults(run=run)
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own usage errors: exit 2, no traceback
-        self.print_usage(sys.stderr)
-        raise UsageError(message)
+    def error(self, message: str):  # argparse's usage errors: exit code 2 and a message, no SystemExit
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().rstrip()}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``blockgen`` argument parser with every subcommand registered."""
-    from blockgen import cli_generate
+    from blockgen import __version__
 
-    parser = _Parser(prog="blockgen", description="Valid Boolean block search queries from language models.")
+    parser = _Parser(prog="blockgen", description="Valid Boolean block search queries, from language models or by repair.")
+    parser.add_argument("--version", action="version", version=f"blockgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    _add_core(sub)
-    cli_generate.add_parser(sub)
+    add_core_parsers(sub)
+    for name, module in SUBCOMMANDS.items():
+        try:
+            importlib.import_module(module).add_parser(sub)
+        except ImportError as err:
+            _add_unavailable(sub, name, module, err)
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
-         stdin: Optional[TextIO] = None) -> int:
-    """Run the ``blockgen`` command; returns the exit code."""
+def main(
+    argv: Optional[Sequence[str]] = None,
+    stdout: Optional[TextIO] = None,
+    stderr: Optional[TextIO] = None,
+    stdin: Optional[TextIO] = None,
+) -> int:
+    """Run the ``blockgen`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-        if not getattr(args, "run", None):
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help and --version
+            return int(exit_.code or 0)
+        run: Optional[Runner] = getattr(args, "run", None)
+        if run is None:
             parser.print_help(stdout)
             return 2
-        return args.run(args, stdout=stdout, stderr=stderr, stdin=stdin)
+        return run(args, stdout=stdout, stderr=stderr, stdin=stdin)
     except UsageError as err:
-        print(f"blockgen: {err}", file=stderr)
+        message = str(err)
+        print(message if message.startswith("blockgen") else f"blockgen: {message}", file=stderr)
         return 2
+    except BrokenPipeError:  # e.g. `blockgen repair big.txt | head`
+        return 0
     except KeyboardInterrupt:
         print("blockgen: interrupted", file=stderr)
         return 130

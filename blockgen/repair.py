@@ -5,29 +5,61 @@
 'climate change OR "global warming"'
 >>> [e.kind for e in r.edits]
 ['closed quote', 'normalised operator', 'normalised operator', 'dropped dangling operator']
+>>> shortest_completion('(a OR "b')
+'")'
 
-How it works, in three pure steps:
+A valid query comes back as it is (canonically formatted, ``edits == ()``). Anything else
+goes through three pure steps:
 
-1. **scan**: a tolerant scanner reads the text into operands (words side by side, quoted
-   phrases, PubMed tags, CORE ``field:value`` and ``field>=value``), operators and
-   parentheses. A quote that is never closed is closed before the first ``)`` or operator
-   word after it (``and``/``or``/``not`` in any case), else at the end; characters a word cannot
-   hold (``,`` ``;`` ``!`` a trailing ``.``, ...) are dropped (``$`` truncation becomes ``*``);
-   a tag that follows no term is dropped.
-2. **fix the sequence**: a state machine drops doubled, leading and dangling operators,
-   empty groups and unmatched ``)``, turns ``AND NOT`` into ``NOT``, closes every open
-   ``(`` at the end, and puts ``AND`` between two operands that cannot stand side by side
-   (``"a" "b"``, ``(a) b``). Only bare words may stand side by side, as in the grammar.
-3. **parse** the rebuilt text with the grammar's own parser.
+1. **lex** with the grammar's own terminals (longest match, as the parser does) and a
+   tolerant fallback where no terminal fits:
 
-Operators written in lower or mixed case (``or``, ``And``) are ordinary words in the
-grammar. When the input is invalid and at least one of them stands where only an operator
-can (next to a parenthesis or a phrase), all of them are taken as operators.
+   * an unclosed quote is closed before the first ``)`` that it did not open, upper-case
+     operator (``AND``/``OR``/``NOT``) or next quote after it, else at the end of the text.
+     With an odd number of quotes every candidate for "the unclosed one" is tried and the
+     one needing the fewest edits wins (a phrase that spans a line break or has an operator,
+     parenthesis or ``:`` at its edge counts as three more; ties: the later quote), so
+     ``("climate change OR "global warming")`` becomes
+     ``"climate change" OR "global warming"``;
+   * a cut-off phrase is closed, not dropped (``a AND "clim`` -> ``a AND "clim"``): a word
+     cut at the very end cannot be told from a complete one, so it is kept. Pass
+     ``cut_off=True`` when the text is known to be cut (a token budget ran out): then the
+     last word touching the end is dropped (a one-word cut phrase with it), even when the
+     text is valid as it stands; a quote with nothing after it is dropped;
+   * characters no terminal can hold (``,`` ``;`` ``!`` a trailing ``.``, a leading ``-``,
+     stray ``]``) are dropped, each run recorded as an edit; in a word, Ovid's ``$``
+     truncation becomes ``*`` and a curly apostrophe ``'``; curly double quotes become ``"``
+     (unless the text also has straight ones); a run of letters the grammar's
+     words cannot hold (e.g. CJK) is kept as a quoted phrase; an unclosed tag at the very
+     end (``acne[tiab``) is closed, any other ``[`` is dropped.
 
-Every complete term of the input is kept (its characters that no word can hold aside).
-A valid query is returned as it is (canonically formatted, no edits). When nothing usable
-is left (an empty string, only punctuation), :func:`repair` raises :class:`RepairError`;
-:func:`try_repair` returns ``None`` instead. Nothing else is ever raised for a ``str``.
+2. **rewrite operators** on the token list:
+
+   * ``and``/``or``/``not`` in lower or mixed case are plain words in the grammar; when one
+     of them stands where only an operator can (next to a parenthesis or a phrase), all of
+     them become operators (``(a or b) and (c or d)``), else they stay words;
+   * NOT is binary. A leading ``NOT x AND rest`` becomes ``rest NOT x`` (same meaning);
+     ``a AND (NOT b)`` and ``a OR (NOT b)`` become ``a NOT (b)``; any other NOT with
+     nothing before it is dropped.
+
+3. **drive the grammar's LALR parser** token by token (lark's interactive parser): a token
+   the parser accepts is fed; otherwise, in this order: ``AND`` is inserted between two
+   operands that cannot stand side by side (``"a" "b"``, ``(a) b``: only bare words may);
+   ``AND NOT`` and ``OR NOT`` become ``NOT`` (the exclusion is kept); any other doubled,
+   leading or dangling operator is dropped (the first of two is kept); a
+   ``)`` without ``(`` is dropped; an empty group ``()`` is dropped; a ``:`` or comparison
+   without a value is dropped (its field name stays a word); a misplaced tag is dropped. At
+   the end, dangling operators go and every open ``(`` is closed. The text so built parses
+   by construction.
+
+Every term of the input is kept (apart from the characters of it that no word can hold,
+and, with ``cut_off=True``, the cut last word); every change is an :class:`Edit`. When no
+term at all is left (an empty string, only punctuation or operators), :func:`repair` raises
+:class:`RepairError` (a ``ValueError``); :func:`try_repair` returns ``None`` instead. Nothing
+else is ever raised for a ``str`` (a non-``str`` is a ``TypeError``).
+
+:func:`shortest_completion` is the pure "what closes this prefix" question used while
+generating: the shortest string of closers (``"`` ``]`` ``)``) that makes a viable prefix valid.
 """
 
 from __future__ import annotations
@@ -37,30 +69,48 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional, Union
 
+from lark import Token
+from lark.exceptions import UnexpectedInput
+
 from blockgen.formatter import format_query
-from blockgen.grammar import terminal_regex
+from blockgen.grammar import OPERATORS, lark_parser, terminal_regex
 from blockgen.parser import QuerySyntaxError, parse
 from blockgen.query import Node
 
-OPERATORS = ("AND", "OR", "NOT")
-_CMP = re.compile(r"^([^\s:<>=]+?)(>=|<=|>|<|=)(.*)$")
-_FIELD = re.compile(r"^([^\s:<>=]+):(.*)$")
-_INNER = "-'./&"
-_UNCLOSED_END = re.compile(r"\)|\s(?i:and|or|not)(?=\s|$|\()")
-_WILDCARDS = "*?"
+__all__ = ["Edit", "RepairError", "RepairResult", "repair", "shortest_completion", "try_repair"]
+
+#: At most this many candidates for "the unclosed quote" are tried (the last ones).
+MAX_QUOTE_CANDIDATES = 8
+
+_BLANKS = " \t\r\n"  # what the grammar ignores
+_OPERAND_START = ("WORD", "PHRASE", "LPAR")
+_OPS = ("AND", "OR", "NOT")
+_OPEN_TAG = re.compile(r"\[[A-Za-z][A-Za-z \/:~0-9-]*")
+_OPEN_PHRASE = re.compile(r'"[^"\x00-\x1f\x7f]*')
+_CURLY_QUOTES = "\u201c\u201d\u201e\u201f"
+#: Inside a word: Ovid's truncation ``$`` is the grammar's ``*``; a curly apostrophe is ``'``.
+_IN_WORD = {"$": "*", "\u2019": "'", "\u2018": "'"}
+# an upper-case operator standing alone: where an unclosed phrase ends
+_OPERATOR_WORD = re.compile(r"(?<![^\s(])(?:AND|OR|NOT)(?![^\s)])")
 
 
 class RepairError(ValueError):
-    """Nothing usable is left in the text (no term at all)."""
+    """Nothing usable is left in the text: no term at all."""
 
 
 @dataclass(frozen=True)
 class Edit:
-    """One change repair made: ``kind`` (e.g. ``"closed quote"``), the character ``position`` in the input, and ``detail``."""
+    """One change repair made.
+
+    ``kind`` (e.g. ``"closed quote"``), the character ``position`` in the input, a readable
+    ``detail``, and ``removed``: the input text this edit took out of the query ("" if none),
+    so no character disappears without a record.
+    """
 
     kind: str
     position: int
     detail: str = ""
+    removed: str = ""
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.position}" + (f": {self.detail}" if self.detail else "")
@@ -68,7 +118,11 @@ class Edit:
 
 @dataclass(frozen=True)
 class RepairResult:
-    """The repaired ``query`` (a tree), its canonical ``text`` and the ``edits`` made (empty if the input was valid)."""
+    """The repaired ``query`` (a tree), its canonical ``text`` and the ``edits`` made.
+
+    ``edits`` is empty exactly when the input is returned as it was (valid; ``text`` is then
+    only its canonical formatting).
+    """
 
     query: Node
     text: str
@@ -76,326 +130,563 @@ class RepairResult:
 
     @property
     def repaired(self) -> bool:
-        """Whether the input had to be changed to become valid."""
+        """Whether repair changed the input beyond formatting: always when it was not valid as given."""
         return bool(self.edits)
 
+    changed = repaired
 
-# ---------------------------------------------------------------- step 1: scan
+
+# ---------------------------------------------------------------- step 1: lex
 
 
 @dataclass
-class _Tok:
-    kind: str  # "words", "phrase", "field", "cmp", "op", "(", ")"
+class _Lx:
+    """A lexeme: a grammar terminal ``type`` with the ``text`` to emit, from ``pos`` in the input."""
+
+    type: str
     text: str
     pos: int
-    tag: Optional[str] = None
-    lower_op: bool = False  # a lower/mixed-case and/or/not, still a word
+    end: int
+    lower_op: bool = False  # an and/or/not word in lower or mixed case
+    closed: bool = False  # a phrase or tag whose closer repair added
+    misquoted: bool = False  # a phrase that looks like its quotes were paired the wrong way
 
 
-@lru_cache(maxsize=4096)
-def _is_letter(ch: str) -> bool:
-    return terminal_regex("WORD").fullmatch(ch) is not None
+@lru_cache(maxsize=1)
+def _terminals() -> list[tuple[str, "re.Pattern[str]"]]:
+    """The grammar's terminals in lark's order (ties of the longest match go to the first)."""
+    return [(t.name, terminal_regex(t.name)) for t in lark_parser().terminals if not t.name.startswith("__")]
 
 
-def _clean_word(raw: str, pos: int, edits: list[Edit]) -> list[str]:
-    """Split a run of non-blank characters into grammar words, dropping what no word can hold."""
-    out: list[str] = []
-    current = ""
-    dropped = ""
-
-    def flush():
-        nonlocal current
-        word = current
-        # inner punctuation must sit between letters: drop it at the end
-        while word and word[-1] in _INNER:
-            dropped_chars.append(word[-1])
-            word = word[:-1]
-        if word:
-            out.append(word)
-        current = ""
-
-    dropped_chars: list[str] = []
-    for ch in raw:
-        if ch == "$":
-            if current:
-                edits.append(Edit("converted truncation", pos, "$ -> *"))
-                current += "*"
-            else:
-                dropped_chars.append(ch)
-        elif _is_letter(ch):
-            current += ch
-        elif ch in _WILDCARDS:
-            if current and current[-1] not in _INNER:
-                current += ch
-            else:
-                dropped_chars.append(ch)
-        elif ch in _INNER:
-            if current and current[-1] not in _INNER:
-                current += ch
-            else:
-                dropped_chars.append(ch)
-        else:
-            dropped_chars.append(ch)
-            flush()
-    flush()
-    dropped = "".join(dropped_chars)
-    if dropped:
-        edits.append(Edit("dropped characters", pos, repr(dropped)))
-    return out
+def _longest_match(text: str, pos: int) -> Optional[tuple[str, str]]:
+    """The grammar lexer's token at ``pos``: (type, text), or None if no terminal matches."""
+    best: Optional[tuple[str, str]] = None
+    for name, rx in _terminals():
+        m = rx.match(text, pos)
+        if m and m.end() > pos and (best is None or len(m.group()) > len(best[1])):
+            best = (name, m.group())
+    return best
 
 
-def _scan(text: str, edits: list[Edit]) -> list[_Tok]:
-    toks: list[_Tok] = []
-    i, n = 0, len(text)
+def _normalise(text: str, edits: list[Edit]) -> str:
+    """Same-length rewrites: curly double quotes (when there is no straight one), odd blanks."""
+    curly = '"' not in text
+    out = []
+    for i, ch in enumerate(text):
+        if curly and ch in _CURLY_QUOTES:
+            edits.append(Edit("normalised quote", i, f"{ch} -> \""))
+            ch = '"'
+        elif ch.isspace() and ch not in _BLANKS:
+            edits.append(Edit("replaced blank", i, f"{ch!r} -> ' '"))
+            ch = " "
+        out.append(ch)
+    return "".join(out)
+
+
+def _phrase_content(raw: str) -> str:
+    """A phrase's text as the grammar can hold it: no control characters, single spaces."""
+    return " ".join("".join(" " if ord(c) < 0x20 or c == "\x7f" else c for c in raw).split())
+
+
+def _open_phrase_end(text: str, start: int) -> int:
+    """Where an unclosed phrase opened at ``start`` ends (see the module docstring)."""
+    depth = 0
+    n = len(text)
+    i = start + 1
     while i < n:
         ch = text[i]
-        if ch.isspace():
+        if ch == '"':
+            return i
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+        elif ch in "ANO" and _OPERATOR_WORD.match(text, i):
+            return i
+        i += 1
+    return n
+
+
+def _lex(text: str, unpaired: Optional[int], edits: list[Edit]) -> list[_Lx]:
+    """Tolerant lexing; ``unpaired`` is the position of the quote that is never closed, if any."""
+    out: list[_Lx] = []
+    n = len(text)
+    i = 0
+    dropped_at, dropped = -1, ""
+
+    def flush_dropped():
+        nonlocal dropped_at, dropped
+        if dropped:
+            edits.append(Edit("dropped characters", dropped_at, repr(dropped), dropped))
+        dropped_at, dropped = -1, ""
+
+    def drop(ch: str, pos: int):
+        nonlocal dropped_at, dropped
+        if dropped and dropped_at + len(dropped) != pos:
+            flush_dropped()
+        if not dropped:
+            dropped_at = pos
+        dropped += ch
+
+    while i < n:
+        ch = text[i]
+        if ch in _BLANKS:
             i += 1
-        elif ch in "()":
-            toks.append(_Tok(ch, ch, i))
-            i += 1
-        elif ch == '"':
-            end = text.find('"', i + 1)
-            if end < 0:
-                # never closed: the phrase ends before a ")" or an operator word, else at the end
-                stop = _UNCLOSED_END.search(text, i + 1)
-                nxt = stop.start() if stop else n
-                content = text[i + 1 : nxt]
+            continue
+        if ch == '"':
+            if i == unpaired:
+                end = _open_phrase_end(text, i)
+                nxt = end
                 edits.append(Edit("closed quote", i, "the phrase was never closed"))
             else:
-                content, nxt = text[i + 1 : end], end + 1
-            clean = "".join(c if c >= " " and c != "\x7f" else " " for c in content)
-            if clean != content:
-                edits.append(Edit("dropped characters", i, "control characters in a phrase"))
-            if not clean.strip():
-                edits.append(Edit("dropped empty phrase", i))
-            elif toks and toks[-1].kind == "field" and toks[-1].text.endswith(":") and toks[-1].pos + len(toks[-1].text) == i:
-                toks[-1].text += f'"{" ".join(clean.split())}"'
-            elif toks and toks[-1].kind == "cmp" and toks[-1].text[-1] in "<>=" and toks[-1].pos + len(toks[-1].text) == i:
-                toks[-1].text += f'"{" ".join(clean.split())}"'
+                end = text.find('"', i + 1)
+                nxt = end + 1
+                if end < 0:  # pragma: no cover - the quotes are paired before lexing
+                    end = nxt = n
+            raw = text[i + 1 : end]
+            content = _phrase_content(raw)
+            if not content:
+                if i == unpaired:
+                    edits.pop()  # "closed quote": it is dropped instead
+                    edits.append(Edit("dropped unclosed quote", i, repr(text[i:nxt]), text[i:nxt]))
+                else:
+                    edits.append(Edit("dropped empty phrase", i, repr(text[i:nxt]), text[i:nxt]))
             else:
-                toks.append(_Tok("phrase", " ".join(clean.split()), i))
+                if content != " ".join(raw.split()):
+                    controls = "".join(c for c in raw if ord(c) < 0x20 or c == "\x7f")
+                    edits.append(Edit("dropped characters", i, "control characters in a phrase", controls))
+                suspect = _misquoted(raw, content)
+                out.append(_Lx("PHRASE", f'"{content}"', i, nxt, closed=i == unpaired, misquoted=suspect))
             i = nxt
-        elif ch == "[":
-            end = text.find("]", i + 1)
-            body = text[i + 1 : end] if end >= 0 else text[i + 1 :]
-            nxt = end + 1 if end >= 0 else n
-            tag = " ".join(body.split())
-            prev = toks[-1] if toks else None
-            if (
-                prev is not None
-                and prev.kind in ("words", "phrase")
-                and prev.tag is None
-                and terminal_regex("TAG").fullmatch(f"[{tag}]")
-            ):
-                prev.tag = tag
-                if end < 0:
-                    edits.append(Edit("closed tag", i, f"[{tag}]"))
-            else:
-                edits.append(Edit("dropped tag", i, text[i:nxt]))
-            i = nxt
-        elif ch == "]":
-            edits.append(Edit("dropped characters", i, "']'"))
-            i += 1
-        else:
+            continue
+        match = _longest_match(text, i)
+        if match is not None:
+            kind, lexeme = match
+            flush_dropped()
+            lower = kind == "WORD" and lexeme.upper() in OPERATORS
+            out.append(_Lx(kind, lexeme, i, i + len(lexeme), lower_op=lower))
+            i += len(lexeme)
+            continue
+        if ch in _IN_WORD and out and out[-1].type == "WORD" and out[-1].end == i:
+            fixed = text[:i] + _IN_WORD[ch] + text[i + 1 :]
+            again = _longest_match(fixed, out[-1].pos)
+            if again is not None and again[0] == "WORD" and out[-1].pos + len(again[1]) > i:
+                kind = "converted truncation" if ch == "$" else "normalised apostrophe"
+                edits.append(Edit(kind, i, f"{ch} -> {_IN_WORD[ch]}"))
+                text = fixed
+                i = out.pop().pos  # lex the word again, with the character it can hold
+                continue
+        if ch == "[":
+            m = _OPEN_TAG.match(text, i)
+            if m and m.end() == n and m.group().rstrip() != "[":
+                flush_dropped()
+                tag = "[" + " ".join(m.group()[1:].split()) + "]"
+                edits.append(Edit("closed tag", i, tag))
+                out.append(_Lx("TAG", tag, i, n, closed=True))
+                i = n
+                continue
+        if ch.isalnum():  # letters no grammar word can hold: keep them as a phrase
             j = i
             while j < n and not text[j].isspace() and text[j] not in '()"[]':
                 j += 1
-            _scan_run(text[i:j], i, toks, edits, followed_by_quote=j < n and text[j] == '"')
+            content = _phrase_content(text[i:j])
+            flush_dropped()
+            edits.append(Edit("quoted", i, f"{content!r} holds letters a bare word cannot"))
+            out.append(_Lx("PHRASE", f'"{content}"', i, j))
             i = j
-    return toks
+            continue
+        drop(ch, i)
+        i += 1
+    flush_dropped()
+    return out
 
 
-def _scan_run(run: str, pos: int, toks: list[_Tok], edits: list[Edit], followed_by_quote: bool) -> None:
-    """A run of non-blank characters: an operator, a field filter, a comparison or words."""
-    if run in OPERATORS:
-        toks.append(_Tok("op", run, pos))
+def _drop_cut_word(text: str, lexemes: list[_Lx], edits: list[Edit]) -> None:
+    """``cut_off``: the last word, if it touches the end of the text, may be half-written."""
+    if not lexemes or not text or text[-1] in _BLANKS:
         return
-    if run.upper() in OPERATORS:
-        toks.append(_Tok("words", run, pos, lower_op=True))
+    last = lexemes[-1]
+    if last.end != len(text):
         return
-    m = _CMP.match(run)
-    if m and _clean_word(m.group(1), pos, []) == [m.group(1)]:
-        name, op, value = m.groups()
-        if value and _clean_word(value, pos, []) == [value]:
-            toks.append(_Tok("cmp", run, pos))
-            return
-        if not value and followed_by_quote:
-            toks.append(_Tok("cmp", run, pos))
-            return
-    m = _FIELD.match(run)
-    if m and _clean_word(m.group(1), pos, []) == [m.group(1)]:
-        name, value = m.groups()
-        if value and _clean_word(value, pos, []) == [value]:
-            toks.append(_Tok("field", run, pos))
-            return
-        if not value and followed_by_quote:
-            toks.append(_Tok("field", run, pos))
-            return
-    for word in _clean_word(run, pos, edits):
-        if word in OPERATORS:
-            toks.append(_Tok("op", word, pos))
+    if last.type == "WORD":
+        edits.append(Edit("dropped cut-off word", last.pos, repr(last.text), last.text))
+        lexemes.pop()
+    elif last.type == "TAG" and last.closed:
+        edits.append(Edit("dropped cut-off tag", last.pos, repr(last.text), last.text))
+        lexemes.pop()
+    elif last.type == "PHRASE" and last.closed:
+        words = last.text[1:-1].split()
+        if len(words) > 1:
+            edits.append(Edit("dropped cut-off word", last.pos, repr(words[-1]), words[-1]))
+            last.text = '"' + " ".join(words[:-1]) + '"'
         else:
-            toks.append(_Tok("words", word, pos))
+            edits.append(Edit("dropped cut-off phrase", last.pos, repr(last.text), last.text))
+            lexemes.pop()
 
 
-# ---------------------------------------------------------------- step 2: fix the sequence
+# ---------------------------------------------------------------- step 2: operators
 
 
-def _normalise_operators(toks: list[_Tok], edits: list[Edit]) -> None:
-    """Lower-case and/or/not become operators if one of them stands where only an operator can."""
-    candidates = [i for i, t in enumerate(toks) if t.lower_op]
-    if not candidates:
-        return
+def _normalise_operators(lexemes: list[_Lx], edits: list[Edit]) -> None:
+    """Lower/mixed-case and/or/not become operators if one of them stands where only an operator can."""
+    candidates = [i for i, lx in enumerate(lexemes) if lx.lower_op]
 
-    def hard(t: Optional[_Tok]) -> bool:
-        return t is not None and (t.kind in ("(", ")", "phrase", "field", "cmp") or t.tag is not None)
+    def operator_only(i: int) -> bool:
+        prev = lexemes[i - 1].type if i > 0 else None
+        nxt = lexemes[i + 1].type if i + 1 < len(lexemes) else None
+        return prev in ("RPAR", "PHRASE", "TAG") or nxt in ("LPAR", "PHRASE")
 
-    def operator_position(i: int) -> bool:
-        prev = toks[i - 1] if i > 0 else None
-        nxt = toks[i + 1] if i + 1 < len(toks) else None
-        return hard(prev) or hard(nxt) or (prev is not None and prev.kind == "words" and prev.tag is not None)
-
-    if any(operator_position(i) for i in candidates):
+    if any(operator_only(i) for i in candidates):
         for i in candidates:
-            t = toks[i]
-            edits.append(Edit("normalised operator", t.pos, f"{t.text} -> {t.text.upper()}"))
-            toks[i] = _Tok("op", t.text.upper(), t.pos)
+            lx = lexemes[i]
+            edits.append(Edit("normalised operator", lx.pos, f"{lx.text} -> {lx.text.upper()}"))
+            lexemes[i] = _Lx(lx.text.upper(), lx.text.upper(), lx.pos, lx.end)
 
 
-def _operand_text(t: _Tok) -> str:
-    if t.kind == "phrase":
-        return f'"{t.text}"' + (f"[{t.tag}]" if t.tag else "")
-    if t.kind == "words":
-        return t.text + (f"[{t.tag}]" if t.tag else "")
-    if t.kind in ("field", "cmp") and t.text[-1] in ":<>=":
-        return t.text + '"x"'  # pragma: no cover - values are attached while scanning
-    return t.text
+@dataclass
+class _Group:
+    open: _Lx
+    items: list = field(default_factory=list)
+    close: Optional[_Lx] = None
 
 
-def _fix(toks: list[_Tok], edits: list[Edit]) -> list[Union[_Tok, str]]:
-    out: list[_Tok] = []
-    depth = 0
+_Item = Union[_Lx, _Group]
 
-    def last() -> Optional[_Tok]:
-        return out[-1] if out else None
 
-    def expecting_operand() -> bool:
-        return not out or out[-1].kind in ("op", "(")
-
-    for t in toks:
-        if t.kind in ("field", "cmp") and t.text[-1] in ":<>=":
-            # a field or comparison whose value never came: keep its name as a word
-            name = re.split(r"[:<>=]", t.text)[0]
-            edits.append(Edit("dropped empty filter", t.pos, t.text))
-            t = _Tok("words", name, t.pos)
-        if t.kind in ("words", "phrase", "field", "cmp"):
-            if not expecting_operand():
-                prev = last()
-                side_by_side = prev.kind == "words" and prev.tag is None and t.kind == "words"
-                if not side_by_side:
-                    edits.append(Edit("inserted AND", t.pos, "between two operands"))
-                    out.append(_Tok("op", "AND", t.pos))
-            out.append(t)
-        elif t.kind == "(":
-            if not expecting_operand():
-                edits.append(Edit("inserted AND", t.pos, "before a group"))
-                out.append(_Tok("op", "AND", t.pos))
-            out.append(t)
-            depth += 1
-        elif t.kind == ")":
-            if depth == 0:
-                edits.append(Edit("dropped parenthesis", t.pos, "')' without '('"))
-                continue
-            while out and out[-1].kind == "op":
-                edits.append(Edit("dropped dangling operator", out[-1].pos, out[-1].text))
-                out.pop()
-            if out and out[-1].kind == "(":
-                edits.append(Edit("dropped empty group", out[-1].pos))
-                out.pop()
-                depth -= 1
-                continue
-            out.append(t)
-            depth -= 1
-        else:  # operator
-            if expecting_operand():
-                prev = last()
-                if prev is not None and prev.kind == "op":
-                    if prev.text == "AND" and t.text == "NOT":
-                        edits.append(Edit("replaced AND NOT by NOT", prev.pos))
-                        out[-1] = t
-                    else:
-                        edits.append(Edit("dropped doubled operator", t.pos, t.text))
-                elif t.text == "NOT":
-                    edits.append(Edit("dropped leading NOT", t.pos, "NOT is binary (a NOT b): there is nothing before it"))
-                else:
-                    edits.append(Edit("dropped leading operator", t.pos, t.text))
-                continue
-            out.append(t)
-    # the end: no dangling operator or empty group, every group closed
-    while True:
-        if out and out[-1].kind == "op":
-            edits.append(Edit("dropped dangling operator", out[-1].pos, out[-1].text))
-            out.pop()
-        elif out and out[-1].kind == "(":
-            edits.append(Edit("dropped empty group", out[-1].pos))
-            out.pop()
-            depth -= 1
+def _nest(lexemes: list[_Lx]) -> list[_Item]:
+    top: list[_Item] = []
+    stack: list[list[_Item]] = [top]
+    groups: list[_Group] = []
+    for lx in lexemes:
+        if lx.type == "LPAR":
+            g = _Group(lx)
+            stack[-1].append(g)
+            stack.append(g.items)
+            groups.append(g)
+        elif lx.type == "RPAR" and groups:
+            groups.pop().close = lx
+            stack.pop()
         else:
+            stack[-1].append(lx)
+    return top
+
+
+def _flatten(items: list[_Item]) -> list[_Lx]:
+    out: list[_Lx] = []
+    for it in items:
+        if isinstance(it, _Group):
+            out.append(it.open)
+            out.extend(_flatten(it.items))
+            if it.close is not None:
+                out.append(it.close)
+        else:
+            out.append(it)
+    return out
+
+
+def _is_op(it: _Item, *types: str) -> bool:
+    return isinstance(it, _Lx) and it.type in (types or _OPS)
+
+
+def _fix_unary_not(items: list[_Item], edits: list[Edit]) -> list[_Item]:
+    """Rewrite NOTs with nothing before them in one (sub)query, recursively (see the module docstring)."""
+    # a AND (NOT b)  ->  a NOT (b)
+    for k, it in enumerate(items):
+        if (
+            isinstance(it, _Group)
+            and k > 0
+            and _is_op(items[k - 1], "AND", "OR")
+            and it.items
+            and _is_op(it.items[0], "NOT")
+            and not any(_is_op(x, "AND", "NOT") for x in it.items[1:])
+        ):
+            op = items[k - 1].type
+            edits.append(Edit("moved NOT out of a group", it.items[0].pos, f"x {op} (NOT y) -> x NOT (y)", op))
+            items[k - 1] = _Lx("NOT", "NOT", items[k - 1].pos, items[k - 1].end)
+            it.items = it.items[1:]
+    for it in items:
+        if isinstance(it, _Group):
+            it.items = _fix_unary_not(it.items, edits)
+    while items and _is_op(items[0], "NOT"):
+        not_lx = items[0]
+        j = next((m for m in range(1, len(items)) if _is_op(items[m], "AND", "NOT")), None)
+        if j is not None and _is_op(items[j], "AND") and j > 1 and j + 1 < len(items):
+            edits.append(Edit("moved leading NOT", not_lx.pos, "NOT x AND y -> y NOT x"))
+            items = items[j + 1 :] + [not_lx] + items[1:j]
             break
-    result: list[Union[_Tok, str]] = list(out)
-    if depth > 0:
-        edits.append(Edit("closed parenthesis", len(out) and out[-1].pos, f"{depth} ')' added"))
-        result.extend([")"] * depth)
-    return result
+        edits.append(Edit("dropped leading NOT", not_lx.pos, "NOT is binary (x NOT y): nothing comes before it", "NOT"))
+        items = items[1:]
+    return items
 
 
-def _rebuild(seq: list[Union[_Tok, str]]) -> str:
-    parts = []
-    for t in seq:
-        if isinstance(t, str):
-            parts.append(t)
-        elif t.kind in ("(", ")", "op"):
-            parts.append(t.text)
-        else:
-            parts.append(_operand_text(t))
-    return " ".join(parts)
+# ---------------------------------------------------------------- step 3: the parser decides
 
 
-# ---------------------------------------------------------------- step 3: parse
+class _Feeder:
+    """Lark's interactive LALR parser with a history, so fed tokens can be taken back."""
+
+    def __init__(self) -> None:
+        self.ip = lark_parser().parse_interactive("")
+        self.history: list[tuple[str, str, int, object]] = []  # (type, text, pos, parser before)
+        self.depth = 0
+
+    def accepts(self, kind: str, text: str = "") -> bool:
+        trial = self.ip.copy(deepcopy_values=False)
+        try:
+            trial.feed_token(Token(kind, text or kind))
+        except UnexpectedInput:
+            return False
+        return True
+
+    def feed(self, kind: str, text: str, pos: int) -> None:
+        before = self.ip.copy(deepcopy_values=False)
+        self.ip.feed_token(Token(kind, text))
+        self.history.append((kind, text, pos, before))
+        self.depth += {"LPAR": 1, "RPAR": -1}.get(kind, 0)
+
+    def last(self) -> Optional[str]:
+        return self.history[-1][0] if self.history else None
+
+    def take_back(self) -> tuple[str, str, int]:
+        kind, text, pos, before = self.history.pop()
+        self.ip = before  # type: ignore[assignment]
+        self.depth -= {"LPAR": 1, "RPAR": -1}.get(kind, 0)
+        return kind, text, pos
+
+    def texts(self) -> list[str]:
+        return [text for _, text, _, _ in self.history]
 
 
-def repair(text: str) -> RepairResult:
+def _feed(f: _Feeder, lx: _Lx, edits: list[Edit]) -> None:
+    """Feed one lexeme, repairing around it when the parser does not accept it here."""
+    kind = lx.type
+    if f.accepts(kind, lx.text):
+        f.feed(kind, lx.text, lx.pos)
+        return
+    last = f.last()
+    if last in ("COLON", "CMP"):  # a filter whose value never came: its name stays a word
+        _, text, pos = f.take_back()
+        edits.append(Edit("dropped empty filter", pos, f"{text!r} without a value", text))
+        _feed(f, lx, edits)
+        return
+    if kind in _OPERAND_START:
+        if f.accepts("AND"):
+            edits.append(Edit("inserted AND", lx.pos, "between two operands"))
+            f.feed("AND", "AND", lx.pos)
+            _feed(f, lx, edits)
+            return
+    elif kind in _OPS:
+        if last in ("AND", "OR") and kind == "NOT":
+            f.take_back()
+            edits.append(Edit(f"replaced {last} NOT by NOT", lx.pos, "NOT is binary: x NOT y", last))
+            f.feed("NOT", "NOT", lx.pos)
+            return
+        if last in _OPS:
+            edits.append(Edit("dropped doubled operator", lx.pos, repr(lx.text), lx.text))
+            return
+        if last in (None, "LPAR"):
+            edits.append(Edit("dropped leading operator", lx.pos, repr(lx.text), lx.text))
+            return
+    elif kind == "RPAR":
+        if f.depth == 0:
+            edits.append(Edit("dropped parenthesis", lx.pos, "')' without '('", ")"))
+            return
+        if last in _OPS:
+            _, text, pos = f.take_back()
+            edits.append(Edit("dropped dangling operator", pos, repr(text), text))
+            _feed(f, lx, edits)
+            return
+        if last == "LPAR":
+            _, _, pos = f.take_back()
+            edits.append(Edit("dropped empty group", pos, "()", "()"))
+            return
+    what = {"TAG": "dropped tag", "COLON": "dropped characters", "CMP": "dropped characters"}.get(kind, "dropped token")
+    edits.append(Edit(what, lx.pos, repr(lx.text), lx.text))
+
+
+def _finish(f: _Feeder, end: int, edits: list[Edit]) -> None:
+    """Make the fed tokens a whole query: no dangling operator or empty group, every group closed."""
+    closed = 0
+    while not f.accepts("$END"):
+        last = f.last()
+        if last is None:
+            break
+        if last in _OPS or last in ("COLON", "CMP"):
+            _, text, pos = f.take_back()
+            edits.append(Edit("dropped dangling operator" if last in _OPS else "dropped empty filter", pos, repr(text), text))
+        elif last == "LPAR":
+            _, _, pos = f.take_back()
+            prev = edits[-1] if edits else None
+            if prev is not None and prev.kind == "dropped empty group" and prev.detail.endswith("never closed"):
+                edits[-1] = Edit(prev.kind, pos, f"{prev.removed}( never closed", prev.removed + "(")  # one edit a run
+            else:
+                edits.append(Edit("dropped empty group", pos, "( never closed", "("))
+        elif f.accepts("RPAR", ")"):
+            f.feed("RPAR", ")", end)
+            closed += 1
+        else:  # pragma: no cover - the grammar has no other way to be incomplete
+            break
+    if closed:
+        edits.append(Edit("closed parenthesis", end, f"{closed} ')' added"))
+
+
+def _attempt(text: str, unpaired: Optional[int], cut_off: bool, base_edits: list[Edit]) -> tuple[int, list[str], list[Edit]]:
+    """Repair ``text`` taking the quote at ``unpaired`` as the unclosed one; (cost, tokens, edits)."""
+    edits = list(base_edits)
+    lexemes = _lex(text, unpaired, edits)
+    suspects = sum(lx.misquoted for lx in lexemes)
+    if cut_off:
+        _drop_cut_word(text, lexemes, edits)
+    _normalise_operators(lexemes, edits)
+    lexemes = _flatten(_fix_unary_not(_nest(lexemes), edits))
+    f = _Feeder()
+    for lx in lexemes:
+        _feed(f, lx, edits)
+    _finish(f, len(text), edits)
+    return len(edits) + 3 * suspects, f.texts(), edits
+
+
+def _misquoted(raw: str, content: str) -> bool:
+    """Whether a phrase looks like quotes paired the wrong way.
+
+    Real phrases hold no line break and have no operator, parenthesis, ``:`` or comparison
+    at their edges.
+    """
+    words = content.split()
+    return (
+        any(ord(c) < 0x20 or c == "\x7f" for c in raw)
+        or words[0] in OPERATORS
+        or words[-1] in OPERATORS
+        or content[0] in "):<>="
+        or content[-1] in "(:<>="
+        or content.count("(") != content.count(")")
+    )
+
+
+def _unpaired_candidates(text: str) -> list[Optional[int]]:
+    quotes = [i for i, ch in enumerate(text) if ch == '"']
+    if len(quotes) % 2 == 0:
+        return [None]
+    # the quotes before the unpaired one pair up, so it has an even index
+    return [quotes[k] for k in range(0, len(quotes), 2)][-MAX_QUOTE_CANDIDATES:]
+
+
+def repair(text: str, *, cut_off: bool = False) -> RepairResult:
     """Repair ``text`` into a valid query; see the module docstring for what it does.
 
-    Raises :class:`RepairError` when no term is left, ``TypeError`` for a non-string.
+    ``cut_off=True`` says the text was cut (e.g. by a token budget): its last word, when it
+    touches the end, is dropped as possibly half-written. Raises :class:`RepairError` when
+    no term is left, ``TypeError`` for a non-string.
     """
     if not isinstance(text, str):
         raise TypeError(f"repair() needs a str, not {type(text).__name__}")
     try:
         query = parse(text)
-        return RepairResult(query, format_query(query), ())
     except QuerySyntaxError:
         pass
-    edits: list[Edit] = []
-    toks = _scan(text, edits)
-    _normalise_operators(toks, edits)
-    seq = _fix(toks, edits)
-    if not any(isinstance(t, _Tok) and t.kind in ("words", "phrase", "field", "cmp") for t in seq):
-        raise RepairError("nothing usable to repair: the text holds no term")
-    rebuilt = _rebuild(seq)
+    else:
+        formatted = format_query(query)
+        if _parses_to(formatted, query) and not (cut_off and _ends_in_word(text)):
+            return RepairResult(query, formatted, ())
+    base: list[Edit] = []
+    normal = _normalise(text, base)
+    best: Optional[tuple[int, list[str], list[Edit]]] = None
+    for unpaired in _unpaired_candidates(normal):
+        attempt = _attempt(normal, unpaired, cut_off, base)
+        if best is None or attempt[0] <= best[0]:
+            best = attempt
+    assert best is not None
+    _, tokens, edits = best
+    if not tokens:
+        raise RepairError(f"nothing usable to repair: the text holds no term ({_preview(text)})")
+    rebuilt = " ".join(tokens)
     try:
         query = parse(rebuilt)
-    except QuerySyntaxError as err:  # pragma: no cover - a bug in the steps above
+    except QuerySyntaxError as err:  # pragma: no cover - would be a bug in the steps above
         raise RepairError(f"repair produced an invalid query {rebuilt!r}: {err}") from None
-    if not edits:
-        edits.append(Edit("reformatted", 0, "spacing only"))
+    if not edits:  # pragma: no cover - every deviation from the grammar is an edit
+        edits.append(Edit("reformatted", 0))
     return RepairResult(query, format_query(query), tuple(edits))
 
 
-def try_repair(text: str) -> Optional[RepairResult]:
+def _ends_in_word(text: str) -> bool:
+    """Whether ``text`` ends with a bare word (no blank, quote, bracket or parenthesis after it)."""
+    m = re.search(r"\S+$", text)
+    if not m:
+        return False
+    match = None
+    i = m.start()
+    while i < len(text):  # the grammar lexer's last token of the run
+        match = _longest_match(text, i)
+        if match is None:
+            return False
+        i += len(match[1])
+    return match is not None and match[0] == "WORD"
+
+
+def _parses_to(text: str, query: Node) -> bool:
+    try:
+        return parse(text) == query
+    except QuerySyntaxError:
+        return False
+
+
+def _preview(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def try_repair(text: str, *, cut_off: bool = False) -> Optional[RepairResult]:
     """Like :func:`repair`, but ``None`` instead of :class:`RepairError` when nothing usable is left."""
     try:
-        return repair(text)
+        return repair(text, cut_off=cut_off)
     except RepairError:
         return None
+
+
+# ---------------------------------------------------------------- completion
+
+
+def shortest_completion(prefix: str) -> Optional[str]:
+    """The shortest text to append to ``prefix`` to make it a valid query, or ``None``.
+
+    Only closers are appended: ``"`` for an open phrase, ``]`` for an open tag, ``)`` for
+    each open group, e.g. ``'(a OR "b'`` -> ``'")'``; a valid query gives ``""``. ``None``
+    when closers alone cannot do it: the prefix needs a new term (it is empty, or ends with
+    an operator, ``(``, ``:`` or a comparison), ends inside a word that cannot end there
+    (``COVID-``), or is not the beginning of any valid query at all.
+    """
+    if not isinstance(prefix, str):
+        raise TypeError(f"shortest_completion() needs a str, not {type(prefix).__name__}")
+    f = _Feeder()
+    completion = ""
+    n = len(prefix)
+    i = 0
+    while i < n:
+        if prefix[i] in _BLANKS:
+            i += 1
+            continue
+        match = _longest_match(prefix, i)
+        if match is not None:
+            kind, lexeme = match
+            if not f.accepts(kind, lexeme):
+                return None
+            f.feed(kind, lexeme, i)
+            i += len(lexeme)
+            continue
+        for rx, closer, kind in ((_OPEN_PHRASE, '"', "PHRASE"), (_OPEN_TAG, "]", "TAG")):
+            m = rx.fullmatch(prefix, i)
+            if m and terminal_regex(kind).fullmatch(m.group() + closer) and f.accepts(kind, m.group() + closer):
+                f.feed(kind, m.group() + closer, i)
+                completion = closer
+                i = n
+                break
+        else:
+            return None
+    while not f.accepts("$END"):
+        if not f.accepts("RPAR", ")"):
+            return None
+        f.feed("RPAR", ")", n)
+        completion += ")"
+    return completion

@@ -1,23 +1,122 @@
-"""repair: any string in, a valid query out (or RepairError when no term is left)."""
+"""repair: any string in, a valid query out (or RepairError when no term is left); shortest_completion."""
 
 from __future__ import annotations
 
-import re
+from collections import Counter
+from typing import Optional
 
 import pytest
 from hypothesis import given, strategies as st
 
 from blockgen import is_valid, parse
-from blockgen.repair import RepairError, repair, try_repair
+from blockgen.grammar import lark_parser, terminal_regex
+from blockgen.query import Comparison, Field, Phrase, Term
+from blockgen.repair import Edit, RepairError, RepairResult, repair, shortest_completion, try_repair
 from tests.conftest import run_queries
-from tests.test_grammar import query_strategy
+from tests.test_grammar import word_strategy
 
 OPERATOR_WORDS = {"AND", "OR", "NOT"}
 
 
-def _check(text: str):
+# ---------------------------------------------------------------- valid queries, fast
+
+_BLANK = st.sampled_from([" ", " ", "  ", "\t", "\n", " \r\n "])
+_PHRASE_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters='"'), min_size=1, max_size=12)
+
+
+def _leaf_strategy():
+    word = word_strategy()
+    words = st.lists(word, min_size=1, max_size=3).map(" ".join)
+    phrase = _PHRASE_TEXT.filter(str.strip).map(lambda s: f'"{s}"')
+    tag = st.sampled_from(["[tiab]", "[Mesh]", "[MeSH Terms]", "[Title/Abstract]", "[Mesh:NoExp]", "[ti]"])
+    tagged = st.tuples(st.one_of(word, phrase), tag).map("".join)
+    field = st.tuples(word, st.sampled_from([":", ">=", "<=", ">", "<", "="]), st.one_of(word, phrase)).map("".join)
+    return st.one_of(words, phrase, tagged, field)
+
+
+def _join(parts_and_ops) -> str:
+    parts, ops, blanks = parts_and_ops
+    out = parts[0]
+    for part, op, (b1, b2) in zip(parts[1:], ops, blanks):
+        out += f"{b1}{op}{b2}{part}"
+    return out
+
+
+def valid_query_strategy():
+    """Valid queries built the grammar's way: any two queries joined by AND/OR/NOT, or parenthesised, are one.
+
+    Much faster to draw than ``from_lark`` (:func:`tests.test_grammar.query_strategy`, about
+    0.5 s an example on a busy 2-core machine), which matters for tests that repair every
+    prefix of a query.
+    """
+
+    def extend(inner):
+        joined = st.lists(inner, min_size=2, max_size=3).flatmap(
+            lambda parts: st.tuples(
+                st.just(parts),
+                st.lists(st.sampled_from(["AND", "OR", "NOT"]), min_size=len(parts) - 1, max_size=len(parts) - 1),
+                st.lists(st.tuples(_BLANK, _BLANK), min_size=len(parts) - 1, max_size=len(parts) - 1),
+            )
+        ).map(_join)
+        grouped = st.tuples(st.sampled_from(["", " "]), inner, st.sampled_from(["", " "])).map(lambda t: f"({t[0]}{t[1]}{t[2]})")
+        return st.one_of(joined, grouped)
+
+    return st.recursive(_leaf_strategy(), extend, max_leaves=12)
+
+
+# ---------------------------------------------------------------- helpers (independent of repair's code)
+
+
+def grammar_tokens(text: str) -> list[tuple[str, str, int, int]]:
+    """The grammar lexer's tokens of a valid ``text``: (type, text, start, end), longest match first."""
+    terminals = [(t.name, terminal_regex(t.name)) for t in lark_parser().terminals if not t.name.startswith("__")]
+    out, i = [], 0
+    while i < len(text):
+        if text[i] in " \t\r\n":
+            i += 1
+            continue
+        best = max(((name, m.group()) for name, rx in terminals if (m := rx.match(text, i))), key=lambda x: len(x[1]))
+        out.append((best[0], best[1], i, i + len(best[1])))
+        i += len(best[1])
+    return out
+
+
+def output_words(result: RepairResult) -> set[str]:
+    """Every word, phrase word, field part and tag of a repaired query."""
+    words: set[str] = set()
+    for leaf in result.query.leaves():
+        if isinstance(leaf, (Term, Phrase)):
+            words.update(leaf.text.split())
+            if leaf.tag:
+                words.add(f"[{leaf.tag}]")
+        elif isinstance(leaf, (Field, Comparison)):
+            words.add(leaf.name)
+            words.update(leaf.value.split())
+    return words
+
+
+def complete_words(text: str, cut: int) -> list[str]:
+    """Words (bare, inside closed phrases, tags) of the valid ``text`` that lie whole in ``text[:cut]``.
+
+    A bare word ending right at the cut is complete too: repair cannot tell, and keeps it.
+    """
+    words = []
+    for kind, lexeme, start, end in grammar_tokens(text):
+        if end > cut:
+            break
+        if kind == "WORD":
+            words.append(lexeme)
+        elif kind == "PHRASE":
+            words.extend(w for w in lexeme[1:-1].split() if w not in OPERATOR_WORDS)
+        elif kind == "TAG":
+            words.append("[" + " ".join(lexeme[1:-1].split()) + "]")
+    return words
+
+
+def check(text: str, **kw) -> Optional[RepairResult]:
+    """Repair ``text``; the result (if any) must parse to its own query."""
     try:
-        result = repair(text)
+        result = repair(text, **kw)
     except RepairError:
         return None
     assert is_valid(result.text), (text, result.text)
@@ -25,102 +124,232 @@ def _check(text: str):
     return result
 
 
+# ---------------------------------------------------------------- properties
+
+
 @given(st.text(max_size=60))
 def test_repair_output_always_parses(text):
-    _check(text)
+    check(text)
 
 
 _PIECES = st.sampled_from(
     ["a", "b", "climate", "change", "AND", "OR", "NOT", "and", "or", "Not", "(", ")", '"', "[tiab]", "[", "]",
-     ":", ">=", "x:", "y>=", "2019", ",", ".", "$", "-", "*", " ", " ", "é", "\n"]
+     ":", ">=", "x:", "y>=", "2019", ",", ".", ";", "!", "$", "-", "*", " ", " ", "é", "\n", "\u201c", "\u00a0", "日本"]
 )
+_QUERYISH = st.lists(_PIECES, max_size=25).map("".join)
 
 
-@given(st.lists(_PIECES, max_size=25).map("".join))
+@given(_QUERYISH)
 def test_repair_output_always_parses_for_query_like_text(text):
-    _check(text)
-
-
-def _complete_words(prefix: str) -> list[str]:
-    """Words of a cut query that were complete before the cut (not touching its end)."""
-    words = []
-    no_tags = re.sub(r"\[[^\]]*\]?", " ", prefix)
-    for m in re.finditer(r"[^\s()\"]+", no_tags):
-        if m.end() == len(no_tags):
-            continue  # may be cut in the middle
-        for piece in re.split(r"[:<>=]+", m.group()):
-            if piece and piece not in OPERATOR_WORDS:
-                words.append(piece)
-    return words
-
-
-@given(query_strategy(), st.data())
-def test_repair_of_a_cut_query_parses_and_keeps_complete_terms(text, data):
-    cut = data.draw(st.integers(0, len(text)))
-    prefix = text[:cut]
-    result = try_repair(prefix)
+    result = check(text)
     if result is None:
-        assert not _complete_words(prefix)
+        assert try_repair(text) is None
+    else:
+        assert result.repaired == (not is_valid(text)) or result.edits == ()
+
+
+@given(_QUERYISH, st.booleans())
+def test_repair_records_every_character_it_removes(text, cut_off):
+    """No silent data loss: each letter or digit of the input is in the output or in an edit's ``removed``."""
+    result = check(text, cut_off=cut_off)
+    if result is None:
         return
-    assert is_valid(result.text)
-    kept = " ".join(leaf_text for leaf_text in re.findall(r"[^\s()\"\[\]]+", result.text))
-    for word in _complete_words(prefix):
-        assert word in kept, (prefix, word, result.text)
+    have = Counter(c for c in result.text.casefold() if c.isalnum())
+    for edit in result.edits:
+        have.update(c for c in edit.removed.casefold() if c.isalnum())
+    need = Counter(c for c in text.casefold() if c.isalnum())
+    assert not need - have, (text, result.text, result.edits)
 
 
-@given(query_strategy())
+@given(valid_query_strategy())
+def test_valid_query_strategy_draws_valid_queries(text):
+    assert is_valid(text), text
+
+
+@given(valid_query_strategy())
+def test_repair_of_a_cut_query_parses_and_keeps_complete_terms(text):
+    """Cut at every position: the output parses and keeps every complete word, phrase word and tag.
+
+    With ``cut_off=True`` the last bare word, when it touches the cut, may be dropped too.
+    """
+    tokens = grammar_tokens(text)
+    for cut in range(len(text) + 1):
+        prefix = text[:cut]
+        expected = complete_words(text, cut)
+        before = [t for t in tokens if t[3] <= cut]
+        for cut_off in (False, True):
+            result = check(prefix, cut_off=cut_off)
+            wanted = expected
+            if cut_off and before and before[-1][0] == "WORD" and before[-1][3] == cut:
+                wanted = expected[:-1]  # may be half-written: dropped
+            if result is None:
+                assert not wanted, (prefix, cut_off, wanted)
+                continue
+            missing = [w for w in wanted if w not in output_words(result)]
+            assert not missing, (prefix, cut_off, result.text, missing)
+
+
+@given(valid_query_strategy())
 def test_repair_is_identity_on_valid_queries(text):
     result = repair(text)
-    assert result.edits == () and not result.repaired
+    assert result.edits == () and not result.repaired and not result.changed
     assert result.query == parse(text)
+    assert parse(result.text) == parse(text)
+
+
+@given(valid_query_strategy())
+def test_shortest_completion_of_every_prefix_is_valid_and_minimal(text):
+    assert shortest_completion(text) == ""
+    for cut in range(len(text) + 1):
+        prefix = text[:cut]
+        completion = shortest_completion(prefix)
+        if completion is None:
+            # no string of closers makes it valid
+            depth = prefix.count("(")
+            closers = [q + b + ")" * k for q in ("", '"') for b in ("", "]") for k in range(depth + 1)]
+            assert not any(is_valid(prefix + c) for c in closers), prefix
+            continue
+        assert set(completion) <= set('"])'), completion
+        assert is_valid(prefix + completion), (prefix, completion)
+        assert not any(is_valid(prefix + completion[:k]) for k in range(len(completion))), (prefix, completion)
+
+
+@given(valid_query_strategy())
+def test_repair_of_a_completable_prefix_appends_its_shortest_completion(text):
+    """A prefix that closers alone complete (no open phrase) is repaired by exactly those closers."""
+    for cut in range(len(text) + 1):
+        prefix = text[:cut]
+        completion = shortest_completion(prefix)
+        if completion is None or '"' in completion:
+            continue
+        assert repair(prefix).query == parse(prefix + completion), (prefix, completion)
+
+
+# ---------------------------------------------------------------- examples
 
 
 @pytest.mark.parametrize(
     "text,expected,kind",
     [
         ('(a OR "b c', 'a OR "b c"', "closed quote"),
+        ('"Brave Search', '"Brave Search"', "closed quote"),
+        ('a OR b AND "clim', '(a OR b) AND "clim"', "closed quote"),
+        ('("climate change OR "global warming")', '"climate change" OR "global warming"', "closed quote"),
+        ('x AND "a b) OR c', 'x AND ("a b" OR c)', "closed quote"),
         ("x AND (y OR z", "x AND (y OR z)", "closed parenthesis"),
         ("a) OR b", "a OR b", "dropped parenthesis"),
         ("a OR OR b", "a OR b", "dropped doubled operator"),
         ("a AND", "a", "dropped dangling operator"),
+        ("(a OR ) AND b", "a AND b", "dropped dangling operator"),
         ("OR a", "a", "dropped leading operator"),
         ("a AND () OR b", "a AND b", "dropped empty group"),
         ('"a" "b"', '"a" AND "b"', "inserted AND"),
+        ("(a OR b) (c OR d)", "(a OR b) AND (c OR d)", "inserted AND"),
+        ('"a"[tiab] b', '"a"[tiab] AND b', "inserted AND"),
         ("(a or b) and (c or d)", "(a OR b) AND (c OR d)", "normalised operator"),
+        ('climate change And "global warming"', 'climate change AND "global warming"', "normalised operator"),
         ("a AND NOT b", "a NOT b", "replaced AND NOT by NOT"),
+        ("a OR NOT b", "a NOT b", "replaced OR NOT by NOT"),
+        ("NOT a AND b", "b NOT a", "moved leading NOT"),
+        ("NOT a AND b OR c NOT d", "(b OR c) NOT d NOT a", "moved leading NOT"),
+        ("x AND (NOT y)", "x NOT y", "moved NOT out of a group"),
         ("NOT a", "a", "dropped leading NOT"),
         ("stainless steel.", "stainless steel", "dropped characters"),
+        ("bio data, biodata; template!", "bio data biodata template", "dropped characters"),
         ("malignan$ OR tumo$r", "malignan* OR tumo*r", "converted truncation"),
-        ('x AND "a b) OR c', 'x AND "a b" OR c', "closed quote"),
         ("acne[tiab", "acne[tiab]", "closed tag"),
+        ("OR [tiab] a", "a", "dropped tag"),
+        ("\u201cclimate change\u201d OR Alzheimer\u2019s", '"climate change" OR Alzheimer\'s', "normalised quote"),
+        ("year>= AND x", "year AND x", "dropped empty filter"),
+        ("\u6c14\u5019 OR climate", '"\u6c14\u5019" OR climate', "quoted"),
+        ("a\u00a0b", "a b", "replaced blank"),
     ],
 )
 def test_repair_examples(text, expected, kind):
     result = repair(text)
     assert result.text == str(parse(expected))
-    assert kind in [e.kind for e in result.edits]
-    assert result.repaired
+    assert kind in [e.kind for e in result.edits], result.edits
+    assert result.repaired and result.changed
 
 
-@pytest.mark.parametrize("text", ["", "   ", "...", "()", "AND OR", '""', "!?"])
+def test_lower_case_and_between_words_stays_a_word():
+    # valid as given: "and" is a word in the grammar
+    assert repair("rock and roll").edits == ()
+    # invalid for another reason, and no and/or/not stands where only an operator can
+    result = repair("rock and roll.")
+    assert result.query == Term("rock and roll")
+    assert "normalised operator" not in [e.kind for e in result.edits]
+
+
+def test_cut_off_drops_the_half_written_last_word():
+    assert repair('a OR b AND "climate cha', cut_off=True).text == '(a OR b) AND "climate"'
+    assert repair('a OR b AND "clim', cut_off=True).text == "a OR b"
+    assert repair("a OR b AND clim", cut_off=True).text == "a OR b"
+    assert repair("a OR b AND clim ", cut_off=True).edits == ()  # a blank after it: complete
+    assert repair("a OR b AND clim").edits == ()  # not cut: kept, valid as given
+
+
+def test_edits_say_where_and_what():
+    result = repair("a, b")
+    assert result.edits == (Edit("dropped characters", 1, "','", ","),)
+    assert str(result.edits[0]) == "dropped characters at 1: ','"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "...", "()", "AND OR", '""', "!?", "NOT", '" "', "(((", "[tiab]"])
 def test_nothing_usable_raises_repair_error(text):
-    with pytest.raises(RepairError, match="nothing usable"):
+    with pytest.raises(RepairError, match="nothing usable") as info:
         repair(text)
+    assert isinstance(info.value, ValueError)
     assert try_repair(text) is None
 
 
 def test_non_strings_are_a_type_error():
     with pytest.raises(TypeError):
         repair(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        shortest_completion(b"a")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "prefix,completion",
+    [
+        ('(a OR "b', '")'),
+        ("a", ""),
+        ("((a", "))"),
+        ("(a OR b) AND (c", ")"),
+        ("acne[ti", "]"),
+        ('("a"[Me', "])"),
+        ('"a b ', '"'),
+        ("", None),
+        ("a OR", None),
+        ("(a OR ", None),
+        ("x:", None),
+        ("year>=", None),
+        ("COVID-", None),
+        ('"', None),
+        ('" ', None),
+        ("a)", None),
+        ("a [", None),
+    ],
+)
+def test_shortest_completion_examples(prefix, completion):
+    assert shortest_completion(prefix) == completion
+
+
+# ---------------------------------------------------------------- real data
 
 
 def test_every_broken_query_of_the_finetuned_run_repairs(shared_data):
     queries = run_queries(shared_data / "sim4ia" / "run_file_finetuned_filter_LLM_new.json")
     invalid = [q for q in queries if not is_valid(q)]
     assert invalid, "the run is known to hold broken queries"
-    for q in invalid:
+    for q in queries:
         result = repair(q)
-        assert is_valid(result.text) and result.repaired
+        assert is_valid(result.text) and result.repaired == (q in invalid)
+        # every word of the input is still there (commas, trailing dots and quotes aside)
+        words = {w.strip('.,"') for w in q.replace("(", " ").replace(")", " ").split()} - OPERATOR_WORDS - {""}
+        text = result.text.replace('"', " ").replace("(", " ").replace(")", " ")
+        assert all(w in text.split() or any(w in part for part in text.split()) for w in words), (q, result.text)
 
 
 def test_repair_keeps_the_published_boolean_run_as_it_is(shared_data):
