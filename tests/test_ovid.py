@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from blockgen.ovid import OvidConversion, OvidError, convert_ovid, from_ovid
+from blockgen.ovid import LIMIT_KINDS, OvidConversion, OvidError, convert_ovid, from_ovid, note_kind, summarize
 from blockgen.parser import is_valid, parse
-from blockgen.query import And, Not, Or, Phrase, Term
+from blockgen.query import And, Node, Not, Or, Phrase, Term, make_and, make_or
 
 
 def conv(text: str) -> OvidConversion:
@@ -31,6 +31,17 @@ def conv(text: str) -> OvidConversion:
         ("malaria.tw,kf.", Term("malaria", "tw")),
         ("malaria.mp.", Term("malaria", "tw")),
         ("malaria.kw.", Term("malaria", "tw")),
+        ("malaria.ti,ab,kf.", Term("malaria", "tw")),
+        ("malaria.tw,ot.", Term("malaria", "tw")),
+        ("malaria.ti,ab,kf,hw.", Term("malaria", "tw")),
+        ("malaria.ab,ti.", Term("malaria", "tiab")),
+        ("Smith J.au.", Term("Smith J", "au")),
+        ("*Dementia/", Phrase("Dementia", "majr:NoExp")),
+        ("exp *Stroke/", Phrase("Stroke", "majr")),
+        ("exp Neck Injuries/ [includes whiplash injuries]", Phrase("Neck Injuries", "Mesh")),
+        ("tu.xs.", Term("tu", "sh")),
+        ("malaria [Title/Abstract]", Term("malaria", "tiab")),
+        ("Infant [mh:noexp]", Term("Infant", "Mesh:NoExp")),
         ("randomized controlled trial.pt.", Term("randomized controlled trial", "pt")),
         ("placebo.ab.", Term("placebo", "ab")),
         ("trial.ti.", Term("trial", "ti")),
@@ -100,6 +111,88 @@ def test_proximity_becomes_and_noted(prox):
     assert result.dropped
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "1. a.tw.\n2. b.tw.\n3. 1 or 2",
+        "#1 a.tw.\n#2 b.tw.\n#3 #1 or #2",
+        "1 a.tw. (120)\n2 b.tw. (33)\n3 1 or 2 (150)",
+        "a.tw.\nb.tw.\nor/1-2 [block A]\nremove duplicates from 3",
+        "a.tw. OR b.tw. Total references = 1551",
+    ],
+)
+def test_numbering_counts_and_comments_are_not_query_text(strategy):
+    result = conv(strategy)
+    assert result.query == Or((Term("a", "tw"), Term("b", "tw")))
+    assert result.clean
+
+
+def test_unknown_bracket_after_words_is_noted():
+    result = conv("malaria [Some Field]")
+    assert result.query == Term("malaria")
+    assert [note_kind(n) for n in result.dropped] == ["bracket note dropped"]
+
+
+def test_unbalanced_parenthesis_keeps_the_operators_after_it():
+    result = conv("(a OR b)) NOT c")
+    assert result.query == Not(Or((Term("a"), Term("b"))), Term("c"))
+    assert [note_kind(n) for n in result.dropped] == ["malformed syntax repaired"]
+
+
+def test_stray_star_after_a_group_is_dropped():
+    result = conv("(a OR b)* AND c")
+    assert result.query == And((Or((Term("a"), Term("b"))), Term("c")))
+    assert len(result.dropped) == 1
+
+
+SECTIONED = """1 Index test: tests in the clinic
+1a
+"straight leg raising"[tw] OR lasegue[tw]
+1b
+Physical examination[mesh]
+OR "physical test"[tw]
+2. Population: low-back pain
+back pain[mesh] OR sciatica[tw]
+3 Exclusion: animals
+animals[mesh] NOT humans[mesh]
+Searches (combinations)
+A. 1a and 2 not 3
+B. 1b and 2
+Final search: A or B"""
+
+
+def test_sectioned_strategy_resolves_labels():
+    result = conv(SECTIONED)
+    block2 = Or((Term("back pain", "Mesh"), Term("sciatica", "tw")))
+    a = Not(And((Or((Phrase("straight leg raising", "tw"), Term("lasegue", "tw"))), block2)), Not(Term("animals", "Mesh"), Term("humans", "Mesh")))
+    b = And((Or((Term("Physical examination", "Mesh"), Phrase("physical test", "tw"))), block2))
+    assert result.query == Or((a, b))
+    assert result.clean
+
+
+def test_parent_label_means_its_sub_labels():
+    text = "1 Test: x\n1a\nfoo[tw] OR bar[tw]\n1b\nbaz[tw]\n2 Population: y\nqux[tw] OR quux[tw]\n1 AND 2"
+    result = conv(text)
+    assert result.query == And((Or((Term("foo", "tw"), Term("bar", "tw"), Term("baz", "tw"))), Or((Term("qux", "tw"), Term("quux", "tw")))))
+
+
+def test_note_kinds_and_only_limits():
+    limited = conv("a.tw.\n(2017* or 2018*).ed.\n1 and 2\nlimit 3 to english language")
+    assert limited.query == Term("a", "tw")
+    assert {note_kind(n) for n in limited.dropped} == {"limit line dropped", "date limit dropped"} == set(LIMIT_KINDS)
+    assert limited.only_limits_dropped and not limited.clean
+    approx = conv("(a adj3 b).tw.\nlimit 1 to humans")
+    assert not approx.only_limits_dropped
+    assert conv("a.tw.").only_limits_dropped
+
+
+def test_summarize_counts_conversions():
+    figures = summarize([("t1", "a.tw."), ("t2", "a.tw.\nlimit 1 to humans"), ("t3", "(a adj b).tw."), ("t4", "  ")])
+    assert (figures["total"], figures["converted"], figures["clean"], figures["only_limits"]) == (4, 3, 1, 2)
+    assert dict(figures["kinds"]) == {"limit line dropped": 1, "proximity read as AND": 1}
+    assert figures["failures"] == ["t4: the strategy is empty"]
+
+
 def test_date_lines_and_missing_refs_are_dropped_and_noted():
     result = conv("a.tw.\n(2017* or 2018*).ed.\n1 and 2 and 9")
     assert result.query == Term("a", "tw")
@@ -137,16 +230,68 @@ def test_conversion_output_always_parses(text):
     assert parse(str(result.query)) == result.query
 
 
-# Measured with `python -m blockgen.ovid ../shared/data/clef_tar/topics.jsonl`.
-CLEAN_LOWER_BOUND = 15
+_SUFFIX = {"tiab": ".ti,ab.", "tw": ".tw.", "ti": ".ti.", "ab": ".ab.", "pt": ".pt."}
+_plain_word = st.from_regex(r"[a-z]{2,9}", fullmatch=True).filter(lambda w: w not in ("and", "or", "not", "adj", "exp", "limit", "near", "to"))
+_leaf = st.one_of(
+    st.builds(lambda w, tag: Term(w, tag), _plain_word, st.sampled_from(sorted(_SUFFIX))),
+    st.builds(lambda ws, tag: Phrase(" ".join(ws).title(), tag), st.lists(_plain_word, min_size=1, max_size=3), st.sampled_from(["Mesh", "Mesh:NoExp"])),
+)
+_tree = st.recursive(
+    _leaf,
+    lambda kids: st.one_of(
+        st.builds(lambda xs: make_or(xs), st.lists(kids, min_size=2, max_size=3)),
+        st.builds(lambda xs: make_and(xs), st.lists(kids, min_size=2, max_size=3)),
+        st.builds(Not, kids, kids),
+    ),
+    max_leaves=8,
+)
+
+
+def render_ovid(query: Node) -> str:
+    """``query`` as a line-numbered Ovid strategy: one line per leaf and per operator."""
+    lines: list[str] = []
+
+    def line_of(node: Node) -> int:
+        if isinstance(node, Term):
+            lines.append(node.text + _SUFFIX[node.tag])
+        elif isinstance(node, Phrase):
+            lines.append(("exp " if node.tag == "Mesh" else "") + node.text + "/")
+        elif isinstance(node, Not):
+            a, b = line_of(node.positive), line_of(node.negative)
+            lines.append(f"{a} not {b}")
+        else:
+            refs = [line_of(item) for item in node.items]
+            op = "or" if isinstance(node, Or) else "and"
+            lines.append(f" {op} ".join(map(str, refs)))
+        return len(lines)
+
+    line_of(query)
+    return "\n".join(lines)
+
+
+@given(_tree)
+def test_from_ovid_inverts_rendering_as_ovid_lines(query):
+    strategy = render_ovid(query)
+    result = convert_ovid(strategy)
+    assert result.query == query, strategy
+    assert result.clean and is_valid(str(result.query))
+
+
+# Measured with `python -m blockgen.ovid ../shared/data/clef_tar/topics.jsonl`:
+# 128/128 valid, 21 clean, 48 clean or with only limits dropped.
+CLEAN_LOWER_BOUND = 21
+ONLY_LIMITS_LOWER_BOUND = 48
 
 
 def test_all_clef_topics_convert_to_valid_queries(shared_data):
     rows = [json.loads(line) for line in (shared_data / "clef_tar" / "topics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 128
-    clean = 0
+    clean = only_limits = 0
     for row in rows:
         result = convert_ovid(row["query"])
         assert is_valid(str(result.query)), (row["topic"], str(result.query))
-        clean += not result.dropped
+        assert parse(str(result.query)) == result.query
+        clean += result.clean
+        only_limits += result.only_limits_dropped
     assert clean >= CLEAN_LOWER_BOUND
+    assert only_limits >= ONLY_LIMITS_LOWER_BOUND

@@ -1,43 +1,55 @@
 """Build prompt -> completion pairs for fine-tuning a small model to write block queries.
 
-    python -m training.prepare_data --data ../shared/data --out training/data [--seed 0] [--max-thesaurus 1500]
+    python -m training.prepare_data --data ../shared/data --out training/data [--seed 0] [--max-pairs N]
 
 Each pair is ``{"prompt": "<keywords>. Output:", "completion": "<canonical query>",
-"source": ..., "topic": ...}``; every completion is ``str(node)`` of a parsed query and
-passes ``blockgen.is_valid``. Three sources:
+"source": ..., "topic": ...}``; every completion is ``str(node)`` of a parsed query (the
+canonical format) and passes ``blockgen.is_valid``. Sources:
 
 * ``clef``: CLEF TAR systematic reviews. Prompt: the review title. Completion: the Ovid
   strategy converted with :func:`blockgen.ovid.convert_ovid`, then *trimmed* to a generic
   query a small model can learn: field tags dropped, at most 4 AND-blocks (the first
   non-negated blocks of the converted tree) with at most 6 distinct terms each (the first
-  leaves of the block, OR-ed; nested structure inside a block is flattened).
+  synonyms of the block, OR-ed; a short AND of words inside a block, an Ovid proximity such
+  as ``rapid adj3 test$``, becomes one multi-word term; a longer AND inside a block stays
+  one nested item (at most one per block) of at most 3 blocks x 3 terms; deeper
+  nesting is flattened).
+* ``clef_full``: the same title -> the whole converted strategy with its field tags
+  (``[tiab]``, ``[Mesh]``), for the strategies whose canonical text has at most
+  ``--max-full-chars`` characters (longer ones would not fit a small model's context).
 * ``sim4ia``: Sim4IA 2025 Task A sessions. Prompt: the LAST query of the session's
   context (``predetermined_queries_Task_A_test.csv``, which lacks the true last query).
-  Completions: the 10 queries of ``llm_queries_boolean_run.json`` for that session,
-  rendered canonically. The session's true last query is never used.
-* ``thesaurus``: synthetic queries from the MyThes English thesaurus
-  (``apt-get install mythes-en-us``): 2-3 concepts, each an OR-group of the head word and
-  up to 5 synonyms. Prompt: the head words joined by spaces.
+  Completions: the 10 queries of ``llm_queries_boolean_run.json`` for that session (keys
+  "1".."35" = sessions in order of first appearance in ``evaluation_sessions_Task_A.csv``),
+  rendered canonically. The session's true last query (the Task A1 target) is never used.
+* ``thesaurus``: synthetic queries whose OR-groups are real synonym sets of the MyThes
+  English thesaurus (``apt-get install mythes-en-us``). Concepts are thesaurus head words
+  (1-3 words) found in the CLEF titles and Sim4IA context queries of the topics that are
+  not held out; 2-3 concepts that occur together in one title or query make a query, each
+  OR-ed with up to 5 synonyms of one sense. Prompt: the head words, in the text's order.
 
-Pairs are deduplicated and split by topic (CLEF topic / Sim4IA session / thesaurus concept
-set) with a fixed seed: about 10% of the topics go to ``valid.jsonl``. 5 Sim4IA sessions
-and 10 CLEF topics are held out entirely (``heldout.json``). ``train.jsonl`` is written
-last, atomically (temporary file, then rename).
+Every completion is validated by the grammar; pairs are deduplicated on (prompt,
+completion) and split by topic (a CLEF topic id, a Sim4IA session or a thesaurus concept
+set) with a fixed seed. 5 Sim4IA sessions and 10 CLEF topics are held out entirely for
+the benchmarks (``heldout.json``); about 10% of the other topics of each source go to
+``valid.jsonl``. ``train.jsonl`` is written last, atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import random
 import re
+import statistics
 import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -52,6 +64,13 @@ PROMPT_SUFFIX = ". Output:"
 MAX_BLOCKS = 4
 MAX_TERMS = 6
 MAX_SYNONYMS = 5
+NESTED_BLOCKS = 3
+NESTED_TERMS = 3
+MAX_FULL_CHARS = 600
+MAX_THESAURUS = 1500
+HELDOUT_SIM4IA = 5
+HELDOUT_CLEF = 10
+VALID_FRACTION = 0.1
 
 
 class DataError(Exception):
@@ -79,34 +98,65 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
+def read_jsonl(path: Path, what: str, keys: Sequence[str] = ()) -> list[dict]:
+    """The JSON objects of a JSONL file; errors name the file and line."""
+    rows = []
+    text = _require(path, what).read_text(encoding="utf-8")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{n}: not JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+        missing = [k for k in keys if not isinstance(row.get(k), str)]
+        if missing:
+            raise DataError(f"{path}:{n}: missing text field(s) {', '.join(missing)}")
+        rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------------------- CLEF TAR
 
 
+def load_clef_topics(path: Path) -> list[dict]:
+    """CLEF TAR topics ``{topic, title, query}`` from a JSONL file."""
+    return read_jsonl(path, "CLEF TAR topics file", ("topic", "title", "query"))
+
+
 def _generic_leaf(leaf: Node) -> Optional[Node]:
-    """A leaf without its tag; one-word phrases become bare words."""
+    """A leaf without its tag; None for CORE fields and comparisons."""
     if isinstance(leaf, (Field, Comparison)):
         return None
     text = leaf.text  # type: ignore[attr-defined]
     word = terminal_regex("WORD")
     words = text.split()
-    if isinstance(leaf, Term) or (len(words) == 1 and word.fullmatch(words[0]) and words[0].upper() not in ("AND", "OR", "NOT")):
-        return Term(text) if all(word.fullmatch(w) for w in words) else Phrase(text)
+    if all(word.fullmatch(w) and w.upper() not in ("AND", "OR", "NOT") for w in words) and (isinstance(leaf, Term) or len(words) == 1):
+        return Term(text)
     return Phrase(text)
 
 
-def _block_items(node: Node) -> Iterator[Node]:
-    """The synonyms of one block, generic: OR-items flattened, a short AND of bare words
-    (an Ovid proximity such as ``rapid adj3 test$``) joined into one multi-word term,
-    other nested structure skipped."""
+def _block_items(node: Node, nest: bool = True) -> Iterator[Node]:
+    """The synonyms of one block, generic: OR-items flattened; a short AND of bare words
+    (an Ovid proximity such as ``rapid adj3 test$``) joined into one multi-word term; a
+    longer AND (``(typhoid* OR salmonell*) AND vaccin*`` inside an OR) kept as one nested,
+    trimmed item when ``nest`` (one level deep), else skipped; NOT keeps its positive side."""
     if isinstance(node, Or):
         for item in node.items:
-            yield from _block_items(item)
+            yield from _block_items(item, nest)
     elif isinstance(node, And):
         leaves = [_generic_leaf(x) if isinstance(x, (Term, Phrase)) else None for x in node.items]
         if len(leaves) <= 3 and all(isinstance(x, Term) for x in leaves):
             yield Term(" ".join(x.text for x in leaves))  # type: ignore[union-attr]
+        elif nest:
+            try:
+                yield _trim(node, NESTED_BLOCKS, NESTED_TERMS, nest=False)
+            except ValueError:
+                return
     elif isinstance(node, Not):
-        yield from _block_items(node.positive)
+        yield from _block_items(node.positive, nest)
     else:
         leaf = _generic_leaf(node)
         if leaf is not None:
@@ -115,21 +165,29 @@ def _block_items(node: Node) -> Iterator[Node]:
 
 def trim_query(query: Node, max_blocks: int = MAX_BLOCKS, max_terms: int = MAX_TERMS) -> Node:
     """A generic, short variant of ``query``: no tags, the first ``max_blocks`` non-negated
-    blocks, each the OR of its first ``max_terms`` distinct synonyms (see :func:`_block_items`)."""
+    blocks, each the OR of its first ``max_terms`` distinct synonyms (see :func:`_block_items`;
+    a nested AND inside a block counts as one synonym, at most one per block, trimmed to
+    at most ``NESTED_BLOCKS`` blocks of ``NESTED_TERMS`` terms)."""
+    return _trim(query, max_blocks, max_terms, nest=True)
+
+
+def _trim(query: Node, max_blocks: int, max_terms: int, nest: bool) -> Node:
     out: list[Node] = []
     for block in blocks(query):
         if block.negated:
             continue
         seen: set[str] = set()
         items: list[Node] = []
-        candidates = list(_block_items(block.node))
+        candidates = list(_block_items(block.node, nest))
         if not candidates:  # deeply nested block: fall back to its leaves
             candidates = [x for x in (_generic_leaf(leaf) for leaf in terms(block.node)) if x is not None]
+        nested = False
         for node in candidates:
             key = str(node).lower().strip('"')
-            if key in seen:
-                continue
+            if key in seen or (nested and isinstance(node, And)):
+                continue  # a repeated synonym, or a second nested AND
             seen.add(key)
+            nested = nested or isinstance(node, And)
             items.append(node)
             if len(items) == max_terms:
                 break
@@ -142,81 +200,98 @@ def trim_query(query: Node, max_blocks: int = MAX_BLOCKS, max_terms: int = MAX_T
     return make_and(out)
 
 
-def clef_pairs(topics_path: Path) -> tuple[list[Pair], Counter]:
-    """CLEF TAR pairs (title -> trimmed converted strategy) and counts of skipped topics."""
+def clef_pairs(rows: Iterable[dict], max_full_chars: int = MAX_FULL_CHARS) -> tuple[list[Pair], Counter]:
+    """CLEF TAR pairs: title -> trimmed generic query (``clef``) and, when short enough,
+    title -> the whole tagged query (``clef_full``); plus counts of what was skipped."""
     skipped: Counter = Counter()
     pairs: list[Pair] = []
-    rows = _read_jsonl(_require(topics_path, "CLEF TAR topics file"))
-    for row in tqdm(rows, desc="clef", unit="topic", leave=False):
+    for row in tqdm(list(rows), desc="clef", unit="topic", leave=False):
+        topic, prompt = f"clef:{row['topic']}", make_prompt(row["title"])
         try:
-            query = trim_query(convert_ovid(row["query"]).query)
-        except (OvidError, ValueError, KeyError):
+            full = convert_ovid(row["query"]).query
+            trimmed = trim_query(full)
+        except (OvidError, ValueError):
             skipped["clef: strategy not convertible"] += 1
             continue
-        pairs.append(Pair(make_prompt(row["title"]), str(query), "clef", f"clef:{row['topic']}"))
+        pairs.append(Pair(prompt, str(trimmed), "clef", topic))
+        if len(str(full)) > max_full_chars:
+            skipped["clef_full: longer than --max-full-chars"] += 1
+        elif str(full) != str(trimmed):
+            pairs.append(Pair(prompt, str(full), "clef_full", topic))
     return pairs, skipped
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{n}: not JSON ({err.msg})") from None
-    return rows
 
 
 # ------------------------------------------------------------------------------ Sim4IA
 
 
-def session_numbers(sessions_csv: Path) -> dict[str, str]:
-    """Sim4IA session id -> its number "1".."35" (order of first appearance)."""
-    numbers: dict[str, str] = {}
+@dataclass(frozen=True)
+class Sim4IA:
+    """The Sim4IA data used here, by session number "1".."35"."""
+
+    sessions: dict[str, list[str]]  # every query in order; the last is the Task A1 target
+    context: dict[str, list[str]]  # the queries a system sees (all but the last)
+    boolean: dict[str, list[str]]  # the Boolean run's queries
+
+
+def _csv_rows(path: Path, what: str, header: bool) -> Iterator[tuple[int, list[str]]]:
+    with _require(path, what).open(encoding="utf-8", newline="") as fh:
+        try:
+            for n, row in enumerate(csv.reader(fh), 1):
+                if n == 1 and header:
+                    continue
+                if any(cell.strip() for cell in row):
+                    yield n, row
+        except csv.Error as err:
+            raise DataError(f"{path}: not valid CSV ({err})") from None
+
+
+def load_sim4ia(sim_dir: Path) -> Sim4IA:
+    """Read the sessions, the context file and the Boolean run (errors name the file)."""
+    sessions_csv = sim_dir / "evaluation_sessions_Task_A.csv"
     with _require(sessions_csv, "Sim4IA sessions file").open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            numbers.setdefault(row["session_id"], str(len(numbers) + 1))
-    return numbers
+        head = next(csv.reader(fh), [])
+    if "session_id" not in head or "query" not in head:
+        raise DataError(f"{sessions_csv}: expected a header with session_id and query, got {head}")
+    sid, qcol = head.index("session_id"), head.index("query")
+    numbers: dict[str, str] = {}
+    sessions: dict[str, list[str]] = defaultdict(list)
+    for n, row in _csv_rows(sessions_csv, "Sim4IA sessions file", header=True):
+        if len(row) <= max(sid, qcol):
+            raise DataError(f"{sessions_csv}:{n}: expected {len(head)} columns, got {len(row)}")
+        number = numbers.setdefault(row[sid], str(len(numbers) + 1))
+        sessions[number].append(row[qcol])
 
+    context_csv = sim_dir / "predetermined_queries_Task_A_test.csv"
+    context: dict[str, list[str]] = defaultdict(list)
+    for n, row in _csv_rows(context_csv, "Sim4IA predetermined queries file", header=False):
+        if len(row) < 4 or not row[2].strip().isdigit():
+            raise DataError(f"{context_csv}:{n}: expected index, user, session number, query, ...")
+        context[row[2].strip()].append(row[3])
 
-def session_queries(sessions_csv: Path) -> dict[str, list[str]]:
-    """Session number -> all its queries in order (the last one is the Task A1 target)."""
-    numbers = session_numbers(sessions_csv)
-    out: dict[str, list[str]] = defaultdict(list)
-    with sessions_csv.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            out[numbers[row["session_id"]]].append(row["query"])
-    return dict(out)
-
-
-def context_last_queries(predetermined_csv: Path) -> dict[str, str]:
-    """Session number -> the last query of its context (no header; column 2 is the session)."""
-    last: dict[str, str] = {}
-    with _require(predetermined_csv, "Sim4IA predetermined queries file").open(encoding="utf-8", newline="") as fh:
-        for row in csv.reader(fh):
-            if len(row) >= 4:
-                last[row[2].strip()] = row[3]
-    return last
-
-
-def sim4ia_pairs(sim_dir: Path) -> tuple[list[Pair], Counter]:
-    """Sim4IA pairs: context's last query -> each of the run's 10 Boolean queries."""
-    skipped: Counter = Counter()
-    full = session_queries(sim_dir / "evaluation_sessions_Task_A.csv")
-    context = context_last_queries(sim_dir / "predetermined_queries_Task_A_test.csv")
     run_path = _require(sim_dir / "llm_queries_boolean_run.json", "Sim4IA Boolean run file")
-    run = json.loads(run_path.read_text(encoding="utf-8"))
+    try:
+        run = json.loads(run_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{run_path}:{err.lineno}: not JSON ({err.msg})") from None
+    if not isinstance(run, dict):
+        raise DataError(f"{run_path}: expected a JSON object of session number -> queries")
+    boolean = {k: [q for q in v if isinstance(q, str)] for k, v in run.items() if k != "meta" and isinstance(v, list)}
+    return Sim4IA(dict(sessions), dict(context), boolean)
+
+
+def sim4ia_pairs(data: Sim4IA, sessions: Optional[Iterable[str]] = None) -> tuple[list[Pair], Counter]:
+    """Sim4IA pairs: the context's last query -> each of the run's Boolean queries."""
+    skipped: Counter = Counter()
     pairs: list[Pair] = []
-    for k in tqdm(sorted(full, key=int), desc="sim4ia", unit="session", leave=False):
-        if k not in context or k not in run:
+    for k in tqdm(sorted(sessions if sessions is not None else data.sessions, key=int), desc="sim4ia", unit="session", leave=False):
+        if not data.context.get(k) or not data.boolean.get(k):
             skipped["sim4ia: session without context or run queries"] += 1
             continue
-        keywords = context[k]
-        target = full[k][-1]
-        if keywords == target and full[k].count(target) == 1:  # pragma: no cover - data guard
-            raise DataError(f"session {k}: the context's last query is the held-back target query")
-        for text in run[k]:
+        keywords = data.context[k][-1]
+        full = data.sessions.get(k, [])
+        if full and len(full) == len(data.context[k]) and full[-1] == keywords:  # pragma: no cover - data guard
+            raise DataError(f"session {k}: the context holds the held-back target query")
+        for text in data.boolean[k]:
             try:
                 completion = str(parse(text))
             except QuerySyntaxError:
@@ -228,92 +303,169 @@ def sim4ia_pairs(sim_dir: Path) -> tuple[list[Pair], Counter]:
 
 # --------------------------------------------------------------------------- thesaurus
 
-_NOTE_RE = re.compile(r"\s*\([^)]*\)\s*")
+
+@dataclass(frozen=True)
+class Sense:
+    """One sense line of a MyThes entry: part of speech and its synonyms.
+
+    ``synonyms`` are the plain items and the ``(similar term)`` ones, notes stripped;
+    ``(generic term)``, ``(related term)`` and ``(antonym)`` items are not synonyms and
+    are left out. ``related`` tells that the line had ``(related term)`` items (for
+    adjectives the words before such an item may belong to the related noun).
+    """
+
+    pos: str
+    synonyms: tuple[str, ...]
+    related: bool = False
 
 
-def parse_thesaurus(lines: Iterable[str]) -> dict[str, list[str]]:
+_NOTE_RE = re.compile(r"\s*\(([^()]*)\)\s*$")
+
+
+def parse_thesaurus(lines: Iterable[str]) -> dict[str, list[Sense]]:
     """Parse MyThes ``.dat`` lines: ``word|n`` then n lines ``(pos)|syn|syn (generic term)|...``.
 
-    Returns head word -> distinct synonyms (parenthesised notes stripped, antonyms skipped).
-    Entries whose count does not match the lines that follow are skipped.
+    Returns head word -> its senses in order (head words as written). The encoding line
+    and junk are skipped; an entry whose count does not match the sense lines that follow
+    is skipped.
     """
-    out: dict[str, list[str]] = {}
-    rows = [raw.rstrip("\n") for raw in lines]
+    out: dict[str, list[Sense]] = {}
+    rows = [raw.rstrip("\r\n") for raw in lines]
     i = 0
     while i < len(rows):
         head, sep, count = rows[i].partition("|")
         i += 1
         if not sep or not count.strip().isdigit() or head.startswith("("):
             continue  # the encoding line, or junk
-        senses: list[str] = []
+        senses: list[Sense] = []
         while len(senses) < int(count) and i < len(rows) and rows[i].startswith("(") and "|" in rows[i]:
-            senses.append(rows[i])
+            pos, *items = rows[i].split("|")
             i += 1
-        if len(senses) != int(count):
-            continue  # malformed entry: its sense lines are missing
-        syns: list[str] = []
-        for sense in senses:
-            for item in sense.split("|")[1:]:
-                if "antonym" in item:
-                    continue
-                text = " ".join(_NOTE_RE.sub(" ", item).split())
-                if text and text.lower() != head.lower() and text.lower() not in (s.lower() for s in syns):
-                    syns.append(text)
-        if syns:
-            out[head] = syns
+            synonyms: list[str] = []
+            related = False
+            for item in items:
+                note = _NOTE_RE.search(item)
+                kind = note.group(1) if note else None
+                related = related or kind == "related term"
+                text = " ".join(_NOTE_RE.sub("", item).split())
+                if kind in (None, "similar term") and text and text.lower() != head.lower() and text.lower() not in (s.lower() for s in synonyms):
+                    synonyms.append(text)
+            senses.append(Sense(pos.strip("()").strip(), tuple(synonyms), related))
+        if len(senses) == int(count) and senses:
+            out.setdefault(head, []).extend(senses)
     return out
 
 
-def thesaurus_leaf(text: str) -> Optional[Node]:
-    """A one-word synonym as a bare word, several words as a phrase; None if unusable."""
-    words = text.split()
-    if not words or '"' in text:
-        return None
-    word = terminal_regex("WORD")
-    fits = all(word.fullmatch(w) and w.upper() not in ("AND", "OR", "NOT") for w in words)
-    if len(words) == 1 and fits:
-        return Term(text)
-    if len(words) > 1 and all(re.fullmatch(r"[A-Za-z][A-Za-z'-]*", w) for w in words):
-        return Phrase(text)
-    return None
-
-
-def load_thesaurus(path: Path) -> dict[str, list[str]]:
-    """Read a MyThes ``.dat`` file (errors name the apt package if it is missing)."""
+def load_thesaurus(path: Path) -> dict[str, list[Sense]]:
+    """Read a MyThes ``.dat`` file (the error names the apt package if it is missing)."""
     if not path.is_file():
         raise DataError(f"missing thesaurus file {path}: install it with `apt-get install {THESAURUS_PACKAGE}`")
     with path.open(encoding="utf-8", errors="replace") as fh:
         return parse_thesaurus(fh)
 
 
-def thesaurus_pairs(thesaurus: dict[str, list[str]], count: int, seed: int) -> list[Pair]:
-    """``count`` synthetic queries of 2-3 thesaurus concepts (head word OR up to 5 synonyms)."""
-    concepts: list[tuple[str, Node]] = []
-    for head in sorted(thesaurus):
-        if not re.fullmatch(r"[a-z][a-z]{2,}", head):
-            continue  # plain lower-case single words make readable prompts
-        leaves = [leaf for leaf in (thesaurus_leaf(s) for s in thesaurus[head]) if leaf is not None]
-        if len(leaves) < 2:
-            continue
-        concepts.append((head, make_or([Term(head)] + leaves[:MAX_SYNONYMS])))
-    if len(concepts) < 3:
-        return []
-    rng = random.Random(seed)
-    pairs: list[Pair] = []
-    seen: set[tuple[str, ...]] = set()
-    attempts = 0
-    with tqdm(total=count, desc="thesaurus", unit="query", leave=False) as bar:
-        while len(pairs) < count and attempts < count * 20:
-            attempts += 1
-            chosen = rng.sample(concepts, rng.choice((2, 3)))
-            key = tuple(sorted(h for h, _ in chosen))
-            if key in seen:
+def thesaurus_leaf(text: str) -> Optional[Node]:
+    """A one-word synonym as a bare word, several plain words as a phrase; None if unusable."""
+    words = text.split()
+    if not words or '"' in text:
+        return None
+    word = terminal_regex("WORD")
+    if len(words) == 1 and word.fullmatch(text) and text.upper() not in ("AND", "OR", "NOT"):
+        return Term(text)
+    if len(words) > 1 and all(re.fullmatch(r"[A-Za-z][A-Za-z'-]*", w) for w in words):
+        return Phrase(text)
+    return None
+
+
+_ADJ_ENDINGS = ("al", "ic", "ive", "ous", "ary", "ful", "less", "able", "ible", "ed", "ing", "ar")
+
+
+def concept_synonyms(senses: Sequence[Sense], head: str, max_synonyms: int = MAX_SYNONYMS) -> list[Node]:
+    """Up to ``max_synonyms`` synonyms of ONE sense of ``head`` as query leaves.
+
+    The part of speech is guessed from the word: adjective-like endings (``-al``, ``-ic``,
+    ``-ive``, ...) prefer adjective senses (lines with related terms skipped: their words
+    may belong to the related noun), other words noun senses; verbs are not used. The first
+    sense of that part of speech with a usable synonym gives the synonyms. Title-case
+    synonyms of a lower-case head (``oct`` -> ``October``) are skipped, acronyms kept.
+    """
+    nouns = [s for s in senses if s.pos == "noun"]
+    adjs = [s for s in senses if s.pos == "adj" and not s.related]
+    last = head.split()[-1]
+    chosen = (adjs or nouns) if last.endswith(_ADJ_ENDINGS) and len(head.split()) == 1 else (nouns or adjs)
+    for sense in chosen:
+        leaves = []
+        for syn in sense.synonyms:
+            if head.islower() and syn[:1].isupper() and not syn.isupper():
                 continue
-            seen.add(key)
-            query = make_and([node for _, node in chosen])
-            prompt = make_prompt(" ".join(h for h, _ in chosen))
-            pairs.append(Pair(prompt, str(query), "thesaurus", "thesaurus:" + "+".join(key)))
-            bar.update(1)
+            leaf = thesaurus_leaf(syn)
+            if leaf is not None:
+                leaves.append(leaf)
+        if leaves:
+            return leaves[:max_synonyms]
+    return []
+
+
+#: Words that are never a concept on their own: function words and words that say how a
+#: study is done rather than what it is about.
+STOPWORDS = frozenset(
+    """a about above across after against all also among an and another any are as at be because been before
+    being between both but by can could did do does due during each either else etc for from further had has have
+    having her here him his how however i if in into is it its itself just less many may me might more most much
+    must my near no nor not of off on once one only or other others our out over own per same several she should
+    so some such than that the their them then there these they this those through to too under until up upon us
+    very via vs versus was we were what when where whether which while who whom whose why will with within without
+    would yet you your
+    adult adults aged apparently based child children compared comparison considered different effect effects
+    first following general help line people patients person persons potential related review studies study
+    suspected use used using versus""".split()
+)
+
+
+def extract_concepts(text: str, thesaurus: dict[str, list[Sense]], max_words: int = 3) -> list[str]:
+    """Thesaurus head words (1-``max_words`` words, longest first) found in ``text`` in order,
+    each with a usable synonym; stop words and words under 4 letters are skipped."""
+    lower = {h.lower(): h for h in thesaurus}
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]", text.replace("‐", "-").lower())
+    found: list[str] = []
+    j = 0
+    while j < len(words):
+        for n in range(max_words, 0, -1):
+            gram = " ".join(words[j : j + n])
+            if len(words[j : j + n]) < n or gram in STOPWORDS or (n == 1 and len(gram) < 4):
+                continue
+            head = lower.get(gram)
+            if head is not None and concept_synonyms(thesaurus[head], gram):
+                if gram not in found:
+                    found.append(gram)
+                j += n
+                break
+        else:
+            j += 1
+    return found
+
+
+def thesaurus_pairs(texts: Iterable[str], thesaurus: dict[str, list[Sense]], count: int, seed: int) -> list[Pair]:
+    """Up to ``count`` synthetic queries: 2-3 concepts that occur together in one of
+    ``texts``, each the OR of the head word and synonyms of one sense, joined by AND."""
+    lower = {h.lower(): h for h in thesaurus}
+    sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # sorted key -> heads in text order
+    for text in texts:
+        concepts = extract_concepts(text, thesaurus)
+        for size in (2, 3):
+            for combo in itertools.combinations(concepts, size):
+                sets.setdefault(tuple(sorted(combo)), combo)
+    keys = sorted(sets)
+    random.Random(seed).shuffle(keys)
+    pairs: list[Pair] = []
+    for key in tqdm(keys[: max(count, 0)], desc="thesaurus", unit="query", leave=False):
+        heads = sets[key]
+        groups = []
+        for head in heads:
+            head_leaf = thesaurus_leaf(head) or Phrase(head)
+            groups.append(make_or([head_leaf] + concept_synonyms(thesaurus[lower[head]], head)))
+        query = make_and(groups)
+        pairs.append(Pair(make_prompt(" ".join(heads)), str(query), "thesaurus", "thesaurus:" + "+".join(key)))
     return pairs
 
 
@@ -338,38 +490,58 @@ def dedupe_and_validate(pairs: Iterable[Pair]) -> tuple[list[Pair], Counter]:
     return out, dropped
 
 
+def choose_heldout(sim4ia_sessions: Iterable[str], clef_topics: Iterable[str], seed: int,
+                   n_sim4ia: int = HELDOUT_SIM4IA, n_clef: int = HELDOUT_CLEF) -> dict[str, list[str]]:
+    """Sim4IA session numbers and CLEF topic ids held out entirely (seeded)."""
+    rng = random.Random(seed)
+    out = {}
+    for key, prefix, ids, n in (("sim4ia_sessions", "sim4ia", sim4ia_sessions, n_sim4ia), ("clef_topics", "clef", clef_topics, n_clef)):
+        topics = sorted(f"{prefix}:{i}" for i in set(ids))
+        chosen = rng.sample(topics, min(max(n, 0), len(topics)))
+        out[key] = sorted((t.split(":", 1)[1] for t in chosen), key=lambda s: (len(s), s))
+    return out
+
+
+def heldout_topic_ids(heldout: dict[str, list[str]]) -> set[str]:
+    """The ``topic`` values (``sim4ia:7``, ``clef:CD008782``) of the held-out lists."""
+    return {f"sim4ia:{k}" for k in heldout.get("sim4ia_sessions", [])} | {f"clef:{t}" for t in heldout.get("clef_topics", [])}
+
+
 @dataclass(frozen=True)
 class Split:
     train: list[Pair]
     valid: list[Pair]
     heldout: list[Pair]
-    heldout_topics: dict[str, list[str]]
 
 
-def split_pairs(pairs: list[Pair], seed: int, valid_fraction: float = 0.1, heldout_sim4ia: int = 5, heldout_clef: int = 10) -> Split:
-    """Split by topic: hold out whole Sim4IA sessions / CLEF topics, ~10% of the rest to valid."""
-    rng = random.Random(seed)
+def split_pairs(pairs: list[Pair], held: set[str], seed: int, valid_fraction: float = VALID_FRACTION) -> Split:
+    """Split by topic: ``held`` topics apart, about ``valid_fraction`` of the other topics of
+    each source to valid (at least one when a source has two or more), the rest to train."""
+    rng = random.Random(seed + 1)
     by_source: dict[str, list[str]] = defaultdict(list)
+    seen: set[str] = set()
     for pair in pairs:
-        if pair.topic not in by_source[pair.source]:
-            by_source[pair.source].append(pair.topic)
-    held: set[str] = set()
-    held_topics: dict[str, list[str]] = {"sim4ia_sessions": [], "clef_topics": []}
-    for source, n, key in (("sim4ia", heldout_sim4ia, "sim4ia_sessions"), ("clef", heldout_clef, "clef_topics")):
-        topics = sorted(by_source.get(source, []))
-        chosen = rng.sample(topics, min(n, len(topics)))
-        held.update(chosen)
-        held_topics[key] = sorted((t.split(":", 1)[1] for t in chosen), key=lambda s: (len(s), s))
+        if pair.topic not in held and pair.topic not in seen:
+            seen.add(pair.topic)
+            by_source[pair.topic.split(":", 1)[0]].append(pair.topic)
     valid_topics: set[str] = set()
     for source in sorted(by_source):
-        rest = sorted(t for t in by_source[source] if t not in held)
+        rest = sorted(by_source[source])
         n_valid = max(1, round(len(rest) * valid_fraction)) if len(rest) >= 2 else 0
         valid_topics.update(rng.sample(rest, n_valid))
     train = [p for p in pairs if p.topic not in held and p.topic not in valid_topics]
     valid = [p for p in pairs if p.topic in valid_topics]
     heldout = [p for p in pairs if p.topic in held]
     rng.shuffle(train)
-    return Split(train, valid, heldout, held_topics)
+    return Split(train, valid, heldout)
+
+
+def cap_pairs(pairs: list[Pair], max_pairs: Optional[int], seed: int) -> list[Pair]:
+    """At most ``max_pairs`` pairs, a seeded random choice in the original order."""
+    if max_pairs is None or len(pairs) <= max_pairs:
+        return pairs
+    keep = set(random.Random(seed + 2).sample(range(len(pairs)), max(max_pairs, 0)))
+    return [p for i, p in enumerate(pairs) if i in keep]
 
 
 def completion_shape(completion: str) -> tuple[int, int]:
@@ -378,21 +550,28 @@ def completion_shape(completion: str) -> tuple[int, int]:
     return len(blocks(query)), len(terms(query))
 
 
+def _shape_stats(pairs: list[Pair]) -> dict:
+    shapes = [completion_shape(p.completion) for p in pairs]
+    b = [x for x, _ in shapes]
+    t = [y for _, y in shapes]
+    return {
+        "pairs": len(pairs),
+        "topics": len({p.topic for p in pairs}),
+        "blocks_mean": round(statistics.fmean(b), 2) if b else 0,
+        "blocks_median": statistics.median(b) if b else 0,
+        "terms_mean": round(statistics.fmean(t), 2) if t else 0,
+        "terms_median": statistics.median(t) if t else 0,
+        "completion_chars_mean": round(statistics.fmean(len(p.completion) for p in pairs), 1) if pairs else 0,
+    }
+
+
 def stats_of(split: Split, dropped: Counter) -> dict:
-    """Pairs per split and source, mean blocks/terms per completion, drop counts."""
-    out: dict = {"dropped": dict(dropped)}
+    """Pairs per split and source; blocks and terms per completion (mean, median); drops."""
+    out: dict = {"dropped": dict(sorted(dropped.items()))}
+    everything = split.train + split.valid
+    out["all"] = {"pairs": len(everything), "sources": {s: _shape_stats([p for p in everything if p.source == s]) for s in sorted({p.source for p in everything})}}
     for name, pairs in (("train", split.train), ("valid", split.valid), ("heldout", split.heldout)):
-        per_source: dict[str, dict] = {}
-        for source in sorted({p.source for p in pairs}):
-            chosen = [p for p in pairs if p.source == source]
-            shapes = [completion_shape(p.completion) for p in chosen]
-            per_source[source] = {
-                "pairs": len(chosen),
-                "topics": len({p.topic for p in chosen}),
-                "mean_blocks": round(sum(b for b, _ in shapes) / len(shapes), 2),
-                "mean_terms": round(sum(t for _, t in shapes) / len(shapes), 2),
-            }
-        out[name] = {"pairs": len(pairs), "sources": per_source}
+        out[name] = {"pairs": len(pairs), "sources": {s: _shape_stats([p for p in pairs if p.source == s]) for s in sorted({p.source for p in pairs})}}
     return out
 
 
@@ -418,61 +597,92 @@ def prepare(
     data: Path,
     out: Path,
     seed: int = 0,
-    max_thesaurus: int = 1500,
+    max_thesaurus: int = MAX_THESAURUS,
     thesaurus_path: Path = THESAURUS_PATH,
-    heldout_sim4ia: int = 5,
-    heldout_clef: int = 10,
+    heldout_sim4ia: int = HELDOUT_SIM4IA,
+    heldout_clef: int = HELDOUT_CLEF,
+    max_pairs: Optional[int] = None,
+    max_full_chars: int = MAX_FULL_CHARS,
 ) -> dict:
-    """Build every pair, split, write the files into ``out``; returns the stats."""
-    clef, skipped_clef = clef_pairs(data / "clef_tar" / "topics.jsonl")
-    sim, skipped_sim = sim4ia_pairs(data / "sim4ia")
-    thes = thesaurus_pairs(load_thesaurus(thesaurus_path), max_thesaurus, seed) if max_thesaurus > 0 else []
-    pairs, dropped = dedupe_and_validate(clef + sim + thes)
+    """Build every pair, split, write the files into ``out``; returns the stats.
+
+    Every input is read (and the thesaurus checked) before anything is written.
+    """
+    topics = load_clef_topics(data / "clef_tar" / "topics.jsonl")
+    sim = load_sim4ia(data / "sim4ia")
+    thesaurus = load_thesaurus(thesaurus_path) if max_thesaurus > 0 else {}
+    heldout = choose_heldout(sim.sessions, [r["topic"] for r in topics], seed, heldout_sim4ia, heldout_clef)
+    held = heldout_topic_ids(heldout)
+
+    clef, skipped_clef = clef_pairs(topics, max_full_chars)
+    sim_pairs, skipped_sim = sim4ia_pairs(sim)
+    # Concepts come only from topics that are not held out (the benchmarks' prompts).
+    texts = [r["title"] for r in topics if f"clef:{r['topic']}" not in held]
+    texts += [q for k in sorted(sim.context, key=int) if f"sim4ia:{k}" not in held for q in sim.context[k]]
+    thes = thesaurus_pairs(texts, thesaurus, max_thesaurus, seed) if max_thesaurus > 0 else []
+
+    pairs, dropped = dedupe_and_validate(clef + sim_pairs + thes)
     dropped.update(skipped_clef)
     dropped.update(skipped_sim)
-    split = split_pairs(pairs, seed, heldout_sim4ia=heldout_sim4ia, heldout_clef=heldout_clef)
+    kept = cap_pairs([p for p in pairs if p.topic not in held], max_pairs, seed)
+    if len(kept) < len(pairs) - sum(p.topic in held for p in pairs):
+        dropped["over --max-pairs"] += len(pairs) - sum(p.topic in held for p in pairs) - len(kept)
+    split = split_pairs(kept + [p for p in pairs if p.topic in held], held, seed)
     stats = stats_of(split, dropped)
+    stats["seed"] = seed
+    stats["heldout_topics"] = {k: len(v) for k, v in heldout.items()}
+
+    prompts = [{"prompt": make_prompt(r["title"]), "source": "clef", "topic": f"clef:{r['topic']}"} for r in topics if f"clef:{r['topic']}" in held]
+    prompts += [
+        {"prompt": make_prompt(sim.context[k][-1]), "source": "sim4ia", "topic": f"sim4ia:{k}"}
+        for k in heldout["sim4ia_sessions"] if sim.context.get(k)
+    ]
     out.mkdir(parents=True, exist_ok=True)
-    heldout = {
-        **split.heldout_topics,
-        "prompts": sorted(
-            ({"prompt": p, "source": s, "topic": t} for p, s, t in {(x.prompt, x.source, x.topic) for x in split.heldout}),
-            key=lambda d: (d["source"], d["topic"]),
-        ),
-    }
-    _write_json(out / "heldout.json", heldout)
+    _write_json(out / "heldout.json", {**heldout, "prompts": sorted(prompts, key=lambda d: (d["source"], d["topic"]))})
     _write_jsonl(out / "valid.jsonl", split.valid)
     _write_json(out / "stats.json", stats)
     _write_jsonl(out / "train.jsonl", split.train)  # last: its appearance means "final"
     return stats
 
 
-def _print_stats(stats: dict, out: Path) -> None:
-    for name in ("train", "valid", "heldout"):
-        print(f"{name}: {stats[name]['pairs']} pairs")
+def format_stats(stats: dict) -> str:
+    """A short human-readable summary of :func:`stats_of`."""
+    lines = []
+    for name in ("all", "train", "valid", "heldout"):
+        lines.append(f"{name}: {stats[name]['pairs']} pairs")
         for source, s in stats[name]["sources"].items():
-            print(f"  {source:9s} {s['pairs']:5d} pairs, {s['topics']:4d} topics, "
-                  f"{s['mean_blocks']:.2f} blocks, {s['mean_terms']:.2f} terms per completion")
+            lines.append(
+                f"  {source:10s} {s['pairs']:5d} pairs {s['topics']:5d} topics  blocks {s['blocks_mean']:.2f} "
+                f"(median {s['blocks_median']:g})  terms {s['terms_mean']:.2f} (median {s['terms_median']:g})"
+            )
     if stats["dropped"]:
-        print("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["dropped"].items())))
-    for name in ("train.jsonl", "valid.jsonl", "heldout.json", "stats.json"):
-        print(f"wrote {out / name} ({(out / name).stat().st_size:,} bytes)")
+        lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()))
+    return "\n".join(lines)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.prepare_data", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder")
-    parser.add_argument("--out", type=Path, default=Path("training/data"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-thesaurus", type=int, default=1500, help="synthetic thesaurus queries (0: none)")
-    parser.add_argument("--thesaurus", type=Path, default=THESAURUS_PATH, help="MyThes .dat file")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder (default ../shared/data)")
+    parser.add_argument("--out", type=Path, default=Path("training/data"), help="output folder (default training/data)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out choice, the split and the sampling")
+    parser.add_argument("--max-pairs", type=int, default=None, help="at most N pairs in train + valid (a seeded sample)")
+    parser.add_argument("--max-thesaurus", type=int, default=MAX_THESAURUS, help=f"synthetic thesaurus queries (default {MAX_THESAURUS}; 0: none)")
+    parser.add_argument("--max-full-chars", type=int, default=MAX_FULL_CHARS, help=f"longest tagged CLEF query kept whole (default {MAX_FULL_CHARS})")
+    parser.add_argument("--thesaurus", type=Path, default=THESAURUS_PATH, help=f"MyThes .dat file (default {THESAURUS_PATH})")
+    parser.add_argument("--heldout-sim4ia", type=int, default=HELDOUT_SIM4IA, help="Sim4IA sessions held out entirely")
+    parser.add_argument("--heldout-clef", type=int, default=HELDOUT_CLEF, help="CLEF TAR topics held out entirely")
     args = parser.parse_args(argv)
+    if args.max_pairs is not None and args.max_pairs < 1:
+        parser.error("--max-pairs must be at least 1")
     try:
-        stats = prepare(args.data, args.out, args.seed, args.max_thesaurus, args.thesaurus)
+        stats = prepare(args.data, args.out, args.seed, args.max_thesaurus, args.thesaurus,
+                        args.heldout_sim4ia, args.heldout_clef, args.max_pairs, args.max_full_chars)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    _print_stats(stats, args.out)
+    print(format_stats(stats))
+    for name in ("train.jsonl", "valid.jsonl", "heldout.json", "stats.json"):
+        print(f"wrote {args.out / name} ({(args.out / name).stat().st_size:,} bytes)")
     return 0
 
 
