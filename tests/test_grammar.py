@@ -15,6 +15,9 @@ EXAMPLES = {
     # valid
     "a": True,
     "a AND b": True,
+    " A": True,  # a model's first token often starts with a blank (llguidance#123)
+    ' ("x" OR y)': True,
+    "\n a ": True,
     "ANDROID": True,
     "NOTE OR ORCHID": True,
     "AN": True,
