@@ -1,0 +1,27 @@
+"""blockgen's benchmarks: each is ``python -m benchmarks.NAME [options]``, or ``benchmarks.main(NAME, argv)``.
+
+* ``mask_overhead``: per-token cost of constrained decoding vs a model forward step;
+* ``sim4ia``: Sim4IA 2025 Task A1 metrics reproduced offline (and a generated run scored);
+* ``constrained_vs_free``: validity, cut-offs, size and speed of constrained vs free decoding;
+* ``repair``: how well :func:`blockgen.repair.repair` fixes real broken model output.
+
+Each prints a table and writes ``benchmarks/results/NAME.json`` and ``NAME.png``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Optional, Sequence
+
+BENCHMARKS = ("mask_overhead", "sim4ia", "constrained_vs_free", "repair")
+
+
+def main(name: str, argv: Optional[Sequence[str]] = None) -> int:
+    """Run benchmark ``name`` with command-line arguments ``argv``; returns the exit code."""
+    if name not in BENCHMARKS:
+        raise SystemExit(f"error: unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    module = importlib.import_module(f"benchmarks.{name}")
+    return module.main(list(argv) if argv is not None else [])
+
+
+__all__ = ["BENCHMARKS", "main"]
