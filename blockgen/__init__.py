@@ -4,7 +4,7 @@ from blockgen.formatter import STYLES, format_query
 from blockgen.parser import QuerySyntaxError, is_valid, parse, validate
 from blockgen.query import And, Block, Comparison, Field, Node, Not, Or, Phrase, Query, Term, blocks, terms
 from blockgen.ovid import OvidConversion, OvidError, convert_ovid, from_ovid
-from blockgen.repair import Edit, RepairError, RepairResult, repair, try_repair
+from blockgen.repair import Edit, RepairError, RepairResult, repair, shortest_completion, try_repair
 
 #: ``blockgen.format(query, style=...)``: same as :func:`format_query`.
 format = format_query
@@ -12,7 +12,20 @@ format = format_query
 __all__ = [
     "And", "Block", "Comparison", "Field", "Node", "Not", "Or", "Phrase", "Query", "Term",
     "QuerySyntaxError", "STYLES", "blocks", "format", "format_query", "is_valid", "parse",
-    "terms", "validate", "Edit", "RepairError", "RepairResult", "repair", "try_repair",
+    "terms", "validate", "Edit", "RepairError", "RepairResult", "repair", "shortest_completion", "try_repair",
     "OvidConversion", "OvidError", "convert_ovid", "from_ovid",
+    "QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError",
 ]
+
+# The generation API needs torch and transformers; it is imported on first use, so that
+# parsing, formatting and repair stay light (``import blockgen`` does not load torch).
+_GENERATION = {"QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError"}
+
+
+def __getattr__(name: str):
+    if name in _GENERATION:
+        from blockgen import generate
+
+        return getattr(generate, name)
+    raise AttributeError(f"module 'blockgen' has no attribute {name!r}")
 __version__ = "0.1.0"

@@ -448,7 +448,7 @@ class QueryGenerator:
             return GeneratedQuery(str(query), raw, query, True, False, row.logprob, tokens, row.seconds, row.cut_off)
         except QuerySyntaxError:
             pass
-        fixed = try_repair(raw)
+        fixed = try_repair(raw, cut_off=row.cut_off)  # a cut last word may be half-written
         if fixed is None:
             return GeneratedQuery(raw.strip(), raw, None, False, False, row.logprob, tokens, row.seconds, row.cut_off)
         return GeneratedQuery(fixed.text, raw, fixed.query, True, True, row.logprob, tokens, row.seconds, row.cut_off)

@@ -82,6 +82,26 @@ def test_free_output_after_repair_always_parses(seed, budget, kind):
             assert not cand.valid
 
 
+def test_free_output_cut_off_by_the_budget_is_repaired_as_cut():
+    from blockgen import repair
+
+    cands = [c for seed in range(4) for c in generator("small").generate(["climate change"], n=3, constrained=False, max_new_tokens=5, seed=seed)[0]]
+    cut = [c for c in cands if c.cut_off and c.repaired]
+    assert cut, "the budget of 5 tokens should cut some outputs"
+    for c in cut:  # the last word may be half-written: repair drops it, as it does for cut text
+        assert c.text == repair(c.raw_text, cut_off=True).text
+
+
+def test_generation_api_is_re_exported_lazily():
+    import blockgen
+    import blockgen.generate
+
+    assert blockgen.QueryGenerator is blockgen.generate.QueryGenerator
+    assert blockgen.AdapterMismatchError is AdapterMismatchError
+    with pytest.raises(AttributeError):
+        blockgen.no_such_name
+
+
 def test_the_biased_model_really_is_cut_off_and_steered():
     gen = generator("llama3-biased")
     cands = gen.generate(["a"], n=4, max_new_tokens=6, seed=3)[0]
