@@ -91,12 +91,18 @@ def _to_syntax_error(text: str, err: UnexpectedInput) -> QuerySyntaxError:
     return QuerySyntaxError(text, getattr(err, "pos_in_stream", 0) or 0, [], "?")  # pragma: no cover
 
 
+def _squeeze(inner: str) -> str:
+    """Runs of ASCII spaces made single, ends trimmed; other (Unicode) blanks are kept as
+    characters, as the grammar counts them visible (``"\u00a0"`` is a valid phrase)."""
+    return " ".join(part for part in inner.split(" ") if part)
+
+
 def _unquote(token: str) -> str:
-    return " ".join(token[1:-1].split())
+    return _squeeze(token[1:-1])
 
 
 def _tag(token: Optional[Token]) -> Optional[str]:
-    return None if token is None else " ".join(token[1:-1].split())
+    return None if token is None else _squeeze(token[1:-1])
 
 
 @v_args(inline=True)

@@ -94,3 +94,10 @@ def test_every_sim4ia_session_query_with_balanced_syntax_is_classified(shared_da
     rows = list(csv.DictReader((shared_data / "sim4ia" / "evaluation_sessions_Task_A.csv").open(encoding="utf-8")))
     filtered = [r["query"] for r in rows if "yearPublished" in r["query"] or 'fieldsOfStudy:"' in r["query"]]
     assert filtered and all(is_valid(q) for q in filtered)
+
+
+def test_a_phrase_of_unicode_blanks_keeps_them_and_round_trips():
+    # The grammar counts a no-break space as a visible character, so the phrase is not empty.
+    query = parse('"\u00a0" OR "a\u2003 b"')
+    assert [t.text for t in query.items] == ["\u00a0", "a\u2003 b"]
+    assert parse(str(query)) == query
