@@ -92,7 +92,8 @@ def generate_run(generator, prompts: dict[str, str], n: int, constrained: bool, 
     """
     from tqdm.auto import tqdm
 
-    options: dict[str, Any] = dict(n=n, constrained=constrained, max_new_tokens=max_new_tokens, temperature=1.0, top_p=1.0)
+    # Sampling settings: the model's own defaults (QueryGenerator.sampling_defaults).
+    options: dict[str, Any] = dict(n=n, constrained=constrained, max_new_tokens=max_new_tokens)
     candidates: dict[str, list[str]] = {}
     flat: list[Any] = []
     errors: list[dict[str, Any]] = []
@@ -255,12 +256,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         mode = "free" if args.free else "constrained"
         model_name = Path(args.model).name if args.model else "default"
         run_name = args.run_name or f"blockgen_{model_name}_{mode}"
+        temperature, top_p = generator.sampling_defaults()
         candidates, generated_stats = generate_run(generator, prompts, args.n, not args.free, args.max_new_tokens, args.seed)
         description = (
             f"blockgen ({model_name} model{', LoRA ' + Path(args.adapter).name if args.adapter else ''}), {mode} decoding "
             f"through the Boolean block grammar; prompt '{{keywords}}. Output:' with keywords = "
             f"{'the last context query' if args.context == 'last' else 'all distinct context queries'}; "
-            f"{args.n} samples ranked by log-probability (temperature 1, seed {args.seed}, max {args.max_new_tokens} new tokens)"
+            f"{args.n} samples ranked by log-probability (temperature {temperature:g}, top_p {top_p:g}, seed {args.seed}, max {args.max_new_tokens} new tokens)"
         )
         run_path = out / f"sim4ia_run_{run_name}.json"
         report.write_json(run_path, build_run(candidates, run_name, description))

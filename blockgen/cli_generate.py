@@ -26,8 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=10, help="candidates per prompt (default 10)")
     p.add_argument("--free", action="store_true", help="free decoding, then repair (default: constrained)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="token budget per query (default 128)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature, 0 for greedy (default: the model's own; embedded model 0.5)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the model's own; embedded model 0.95)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", metavar="DIR", help="a local Hugging Face causal LM directory (default: embedded model)")
     p.add_argument("--adapter", metavar="DIR", help="a PEFT LoRA adapter directory for --model")

@@ -211,6 +211,21 @@ class QueryGenerator:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     # ------------------------------------------------------------------ generation
+    def sampling_defaults(self) -> tuple[float, float]:
+        """``(temperature, top_p)`` used when :meth:`generate` is not given them.
+
+        Read from the model's generation config when it asks for sampling
+        (``do_sample: true`` in ``generation_config.json``, the Hugging Face convention; the
+        embedded default model ships 0.5 and 0.95), else ``(1.0, 1.0)``: plain sampling.
+        """
+        config = getattr(self.model, "generation_config", None)
+        if config is None or not getattr(config, "do_sample", False):
+            return 1.0, 1.0
+        t, p = getattr(config, "temperature", None), getattr(config, "top_p", None)
+        valid_t = isinstance(t, (int, float)) and t >= 0
+        valid_p = isinstance(p, (int, float)) and 0 < p <= 1
+        return (float(t) if valid_t else 1.0), (float(p) if valid_p else 1.0)
+
     def prompt_for(self, keywords: str) -> str:
         """The model prompt for ``keywords`` (the template filled in)."""
         return self.template.format(keywords=keywords.strip())
@@ -221,8 +236,8 @@ class QueryGenerator:
         n: int = 10,
         constrained: bool = True,
         max_new_tokens: int = 128,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
+        temperature: Optional[float] = None,
+        top_p: Optional[float] = None,
         seed: Optional[int] = None,
         batch_size: int = 32,
         max_rounds: int = 3,
@@ -234,8 +249,15 @@ class QueryGenerator:
         model's log-probability (highest first). When sampling gives fewer than ``n``
         distinct queries, up to ``max_rounds`` rounds are drawn; a list may then be shorter
         than ``n`` (with ``temperature=0`` there is one distinct candidate).
+
+        ``temperature`` and ``top_p`` left as ``None`` take the model's own defaults
+        (:meth:`sampling_defaults`: its ``generation_config.json``, else 1.0 and 1.0).
         """
         import torch
+
+        default_t, default_p = self.sampling_defaults()
+        temperature = default_t if temperature is None else temperature
+        top_p = default_p if top_p is None else top_p
 
         single = isinstance(prompts, str)
         prompt_list = [prompts] if single else list(prompts)

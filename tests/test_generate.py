@@ -181,3 +181,15 @@ def test_an_adapter_for_another_base_is_a_clear_error(tmp_path):
     get_peft_model(other, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "adapter")
     with pytest.raises(AdapterMismatchError, match="does not fit"):
         QueryGenerator.from_pretrained(base, adapter=tmp_path / "adapter")
+
+
+def test_sampling_defaults_come_from_the_models_generation_config():
+    tok = small_tokenizer()
+    model = tiny_llama(tok, seed=2)
+    gen = QueryGenerator(model, tok)
+    assert gen.sampling_defaults() == (1.0, 1.0)  # no do_sample: plain sampling
+    model.generation_config.do_sample, model.generation_config.temperature, model.generation_config.top_p = True, 0.3, 0.8
+    assert gen.sampling_defaults() == (0.3, 0.8)
+    implicit = gen.generate("a b", n=3, max_new_tokens=10, seed=5)[0]
+    explicit = gen.generate("a b", n=3, max_new_tokens=10, seed=5, temperature=0.3, top_p=0.8)[0]
+    assert [c.text for c in implicit] == [c.text for c in explicit]
