@@ -245,30 +245,47 @@ def free_validity(out: Path, keywords: Sequence[str]) -> dict:
     return {"prompts": len(keywords), "valid_as_written": valid, "cut_off": cut}
 
 
-def copy_rate(out: Path, keywords: Sequence[str], seed: int = 0) -> dict:
-    """How many content words of the held-out prompts reappear in the model's queries.
+def copy_rate(out: Path, keywords: Sequence[str], seed: int = 0, train: Optional[Path] = None,
+              temperatures: Sequence[Optional[float]] = (None, 1.0)) -> list[dict]:
+    """Two rough quality figures of the model's constrained queries for held-out prompts.
 
-    For each prompt, 3 constrained candidates (the library defaults); a word (3+ letters,
-    not a stop word) counts as copied when any candidate contains it as a word.
+    For each prompt, 3 constrained candidates, once per entry of ``temperatures`` (``None``:
+    the model's sampling defaults; a number: that temperature with top_p 1). ``copied``: how
+    many content words of the prompts (3+ letters, not stop words) reappear as a word of a
+    candidate; ``known_words``: the share of the candidates' words that occur in the answers
+    of ``train`` (a word the model made up from word pieces does not).
     """
     import re
 
     from blockgen.generate import QueryGenerator
     from training.augment import STOPWORDS
 
+    vocabulary: set[str] = set()
+    if train is not None and train.exists():
+        for pair in read_pairs(train):
+            vocabulary.update(w.lower() for w in re.findall(r"[A-Za-z]+", pair.completion))
     gen = QueryGenerator.from_pretrained(out / "base", adapter=out / "adapter", device="cpu")
-    total = copied = 0
-    for kw in keywords:
-        words = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", kw)} - STOPWORDS
-        try:
-            cands = gen.generate([kw], n=3, max_new_tokens=64, seed=seed)[0]
-        except Exception as err:  # noqa: BLE001 - a figure for the model card, not fatal
-            print(f"copy-rate check failed on {kw!r}: {err}", file=sys.stderr)
-            continue
-        found = {w.lower() for c in cands for w in re.findall(r"[A-Za-z]+", c.text)}
-        total += len(words)
-        copied += len(words & found)
-    return {"prompts": len(keywords), "keywords": total, "copied": copied}
+    rows = []
+    for temperature in temperatures:
+        total = copied = known = words_out = 0
+        for kw in keywords:
+            words = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", kw)} - STOPWORDS
+            options = {} if temperature is None else {"temperature": temperature, "top_p": 1.0}
+            try:
+                cands = gen.generate([kw], n=3, max_new_tokens=64, seed=seed, **options)[0]
+            except Exception as err:  # noqa: BLE001 - a figure for the model card, not fatal
+                print(f"copy-rate check failed on {kw!r}: {err}", file=sys.stderr)
+                continue
+            out_words = [w.lower() for c in cands for w in re.findall(r"[A-Za-z]+", c.text)]
+            total += len(words)
+            copied += len(words & set(out_words))
+            words_out += len(out_words)
+            known += sum(w in vocabulary for w in out_words)
+        t, p = gen.sampling_defaults() if temperature is None else (temperature, 1.0)
+        rows.append({"sampling": "model defaults" if temperature is None else "fixed", "temperature": t, "top_p": p,
+                     "prompts": len(keywords), "keywords": total, "copied": copied, "output_words": words_out,
+                     "known_words": round(known / words_out, 3) if words_out and vocabulary else None})
+    return rows
 
 
 def _mb(n: int) -> str:
@@ -349,14 +366,24 @@ def write_card(path: Path, summary: dict) -> None:
             "Grammar-constrained decoding (`QueryGenerator`, the default) is valid by construction.",
             "",
         ]
-    cr = s.get("copy_rate")
-    if cr and cr["keywords"]:
+    rates = s.get("copy_rate")
+    if isinstance(rates, dict):  # an older summary: one row
+        rates = [rates]
+    if rates and rates[0].get("keywords"):
         lines += [
-            f"Keyword copying: of the {cr['keywords']} content words (3+ letters, no stop words) of the "
-            f"{cr['prompts']} held-out prompts, {cr['copied']} ({100 * cr['copied'] / cr['keywords']:.0f}%) reappear in "
-            "at least one of 3 constrained candidates.",
+            f"Quality, roughly, over 3 constrained candidates for each of the {rates[0]['prompts']} held-out prompts "
+            "(seed 0): *copied* = content words of the prompts (3+ letters, no stop words) that reappear in a "
+            "candidate; *known words* = share of the candidates' words that occur in the training answers "
+            "(the rest are words made up from word pieces).",
             "",
+            "| sampling | temperature | top_p | copied | known words |",
+            "|---|---|---|---|---|",
         ]
+        for r in rates:
+            known = "" if r.get("known_words") is None else f"{100 * r['known_words']:.0f}%"
+            lines.append(f"| {r.get('sampling', '')} | {r.get('temperature', '')} | {r.get('top_p', '')} | "
+                         f"{r['copied']} of {r['keywords']} | {known} |")
+        lines.append("")
     sampling = s.get("sampling") or {}
     lines += ["Each block: greedy free decoding as written, then",
               "`QueryGenerator.from_pretrained(out/'base', adapter=out/'adapter').generate([keywords], n=3, max_new_tokens=64, seed=0)`"
@@ -485,7 +512,7 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
     t = time.perf_counter()
     rows = examples_on(out, heldout[: recipe.max_examples], seed=recipe.seed) if examples else []
     validity = free_validity(out, heldout[:40]) if examples and not quick else None
-    copying = copy_rate(out, heldout[:40], seed=recipe.seed) if examples and not quick else None
+    copying = copy_rate(out, heldout[:40], seed=recipe.seed, train=train_path) if examples and not quick else None
     seconds["examples"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -531,7 +558,7 @@ def refresh_card(data: Path, out: Path, quick: bool = False) -> dict:
     heldout = read_heldout(data / "heldout.json") if (data / "heldout.json").exists() else []
     summary["examples"] = examples_on(out, heldout[: recipe.max_examples], seed=recipe.seed)
     summary["free_validity"] = free_validity(out, heldout[:40])
-    summary["copy_rate"] = copy_rate(out, heldout[:40], seed=recipe.seed)
+    summary["copy_rate"] = copy_rate(out, heldout[:40], seed=recipe.seed, train=data / "train.jsonl")
     summary["sampling"] = _sampling_of(out)
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_card(out / "MODEL_CARD.md", summary)
