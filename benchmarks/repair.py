@@ -15,7 +15,8 @@ input's *complete terms* found in the output, the edits per query and the time p
 
 A complete term of the input is a quoted phrase whose closing quote is there, a field or
 comparison (``language:en``, ``yearPublished>=2019``) or a bare word (not AND/OR/NOT)
-outside any quote; words after an unclosed quote are not complete, nor is the last word of
+outside any quote and any closed field tag (``[Mesh]`` qualifies a term, it is not one);
+words after an unclosed quote are not complete, nor is the last word of
 an output cut off by the token budget when no blank follows it. A phrase is kept when its
 text (case and spacing ignored) is, or is inside, the text of a term of the output; a word
 when it is a word of an output term; a field/comparison when the output has one with the
@@ -46,6 +47,7 @@ _TOKEN = re.compile(
     r'(?P<field>(?P<fname>' + _WORD + r')\s*(?P<op>:|>=|<=|>|<|=)\s*(?:"(?P<fq>[^"\n]*)"|(?P<fv>' + _WORD + r')))'
     r'|"(?P<phrase>[^"\n]*)"'
     r'|(?P<open>")'
+    r'|(?P<tag>\[[^\]\n"]*\])'
     r"|(?P<word>" + _WORD + r")"
 )
 

@@ -31,7 +31,8 @@ goes through three pure steps:
      truncation becomes ``*`` and a curly apostrophe ``'``; curly double quotes become ``"``
      (unless the text also has straight ones); a run of letters the grammar's
      words cannot hold (e.g. CJK) is kept as a quoted phrase; an unclosed tag at the very
-     end (``acne[tiab``) is closed, any other ``[`` is dropped.
+     end (``acne[tiab``, ``[MeSH Terms``: at most two words, no operator) is closed, any
+     other ``[`` is dropped.
 
 2. **rewrite operators** on the token list:
 
@@ -86,6 +87,7 @@ _BLANKS = " \t\r\n"  # what the grammar ignores
 _OPERAND_START = ("WORD", "PHRASE", "LPAR")
 _OPS = ("AND", "OR", "NOT")
 _OPEN_TAG = re.compile(r"\[[A-Za-z][A-Za-z \/:~0-9-]*")
+_OPERATOR_WORDS = frozenset({"AND", "OR", "NOT"})
 _OPEN_PHRASE = re.compile(r'"[^"\x00-\x1f\x7f]*')
 _CURLY_QUOTES = "\u201c\u201d\u201e\u201f"
 #: Inside a word: Ovid's truncation ``$`` is the grammar's ``*``; a curly apostrophe is ``'``.
@@ -280,7 +282,12 @@ def _lex(text: str, unpaired: Optional[int], edits: list[Edit]) -> list[_Lx]:
                 continue
         if ch == "[":
             m = _OPEN_TAG.match(text, i)
-            if m and m.end() == n and m.group().rstrip() != "[":
+            words = m.group()[1:].split() if m else []
+            # A tag cut at the very end is closed when it still looks like a tag: at most two
+            # words (``[MeSH Terms``), no operator. ``[Mesh: lung cancer OR`` is not one: its
+            # ``[`` is dropped and the words stay terms.
+            looks_like_tag = 0 < len(words) <= 2 and not any(w in _OPERATOR_WORDS for w in words)
+            if m and m.end() == n and looks_like_tag:
                 flush_dropped()
                 tag = "[" + " ".join(m.group()[1:].split()) + "]"
                 edits.append(Edit("closed tag", i, tag))

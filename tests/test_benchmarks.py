@@ -242,6 +242,14 @@ def test_complete_terms_skip_unclosed_phrases_and_a_cut_last_word():
     assert complete_terms("climate chan ", cut_off=True)[-1] == InputTerm("word", "chan")
 
 
+def test_complete_terms_are_not_read_inside_field_tags():
+    from benchmarks.repair import InputTerm, complete_terms
+
+    assert complete_terms('("CT"[Mesh]) AND acne[tiab] OR x[Mesh') == [
+        InputTerm("phrase", "ct"), InputTerm("word", "acne"), InputTerm("word", "x"), InputTerm("word", "mesh")
+    ]
+
+
 def test_kept_terms_checks_words_phrases_and_fields_in_the_output():
     from benchmarks.repair import complete_terms, kept_terms
     from blockgen import parse

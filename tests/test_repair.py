@@ -356,3 +356,15 @@ def test_repair_keeps_the_published_boolean_run_as_it_is(shared_data):
     for q in run_queries(shared_data / "sim4ia" / "llm_queries_boolean_run.json"):
         result = repair(q)
         assert result.edits == () and result.query == parse(q)
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("acne[tiab", "acne[tiab]"),
+        ('"x"[MeSH Terms', '"x"[MeSH Terms]'),
+        ("(magnetic resonance[Mesh: lung scan OR", "magnetic resonance Mesh lung scan"),
+    ],
+)
+def test_a_tag_cut_at_the_end_is_closed_only_when_it_looks_like_a_tag(text, expected):
+    assert repair(text).text == expected
