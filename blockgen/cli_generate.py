@@ -62,8 +62,13 @@ def _prompts(args, stdin: TextIO) -> list[str]:
 
 def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, stdin: Optional[TextIO] = None) -> int:
     """Run ``blockgen generate``; returns the exit code (0 ok, 2 usage or model error)."""
+    from transformers.utils import logging as hf_logging
+
     from blockgen.generate import QueryGenerator
 
+    # A command's output is the queries: no weight-loading bars or library notices on stderr.
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     try:
         prompts = _prompts(args, stdin)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 from dataclasses import dataclass, field
@@ -501,7 +502,10 @@ def _load_adapter(model: Any, adapter: Union[str, Path], merge: bool) -> Any:
 
     adapter_dir = _check_dir(adapter, "adapter", ["adapter_config.json"])
     try:
-        peft_model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
+        with warnings.catch_warnings():
+            # peft asks transformers 5 for a renamed property; the notice is not the user's business.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            peft_model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AdapterMismatchError(f"the adapter in {adapter_dir} does not fit this base model: {first[:300]}") from None

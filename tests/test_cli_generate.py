@@ -58,3 +58,17 @@ def test_generate_usage_errors_exit_2_with_a_message(argv, match, model_dir):
     code, out, err = _run(argv)
     assert code == 2 and out == ""
     assert match in err and "Traceback" not in err
+
+
+def test_the_command_prints_only_queries_with_the_embedded_model():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "blockgen", "generate", "climate change", "-n", "2", "--max-new-tokens", "12", "--seed", "0"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and all(is_valid(line) for line in lines)
+    assert proc.stderr == ""  # no weight-loading bars or library warnings
