@@ -35,6 +35,7 @@ from blockgen.parser import QuerySyntaxError, parse
 #: Subcommands that live in their own module: name -> module with ``add_parser(subparsers)``.
 SUBCOMMANDS: dict[str, str] = {
     "generate": "blockgen.cli_generate",
+    "ovid": "blockgen.cli_ovid",
 }
 
 Runner = Callable[..., int]

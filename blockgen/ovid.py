@@ -824,26 +824,13 @@ def summarize(strategies: Iterable[tuple[str, str]]) -> dict:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m blockgen.ovid topics.jsonl``: conversion figures over a topics file."""
-    import json
-    from pathlib import Path
+    """``python -m blockgen.ovid topics.jsonl``: the same as ``blockgen ovid --topics topics.jsonl``."""
+    from types import SimpleNamespace
+
+    from blockgen.cli_ovid import run
 
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0] if args else "../shared/data/clef_tar/topics.jsonl")
-    if not path.is_file():
-        print(f"error: no topics file at {path}", file=sys.stderr)
-        return 2
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    s = summarize((r["topic"], r["query"]) for r in rows)
-    print(f"converted to valid queries: {s['converted']}/{s['total']}")
-    print(f"clean (nothing dropped or approximated): {s['clean']}/{s['total']}")
-    print(f"clean or only limits dropped (date, language, humans): {s['only_limits']}/{s['total']}")
-    print("strategies with each kind of note:")
-    for kind, count in s["kinds"]:
-        print(f"  {count:4d}  {kind}")
-    for failure in s["failures"]:
-        print(f"  failed: {failure}")
-    return 0
+    return run(SimpleNamespace(topics=args[0] if args else "../shared/data/clef_tar/topics.jsonl"))
 
 
 if __name__ == "__main__":

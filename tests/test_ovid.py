@@ -277,7 +277,7 @@ def test_from_ovid_inverts_rendering_as_ovid_lines(query):
     assert result.clean and is_valid(str(result.query))
 
 
-# Measured with `python -m blockgen.ovid ../shared/data/clef_tar/topics.jsonl`:
+# Measured with `blockgen ovid --topics ../shared/data/clef_tar/topics.jsonl`:
 # 128/128 valid, 21 clean, 48 clean or with only limits dropped.
 CLEAN_LOWER_BOUND = 21
 ONLY_LIMITS_LOWER_BOUND = 48

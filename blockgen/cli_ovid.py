@@ -1,0 +1,89 @@
+"""``blockgen ovid``: convert a line-numbered Ovid/PubMed search strategy into one block query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, TextIO
+
+from blockgen.formatter import STYLES, format_query
+from blockgen.ovid import OvidError, convert_ovid, summarize
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``ovid`` subcommand."""
+    p = subparsers.add_parser(
+        "ovid",
+        help="convert an Ovid/PubMed search strategy into a block query",
+        description=(
+            "Convert a line-numbered Ovid MEDLINE or PubMed search strategy (one strategy per "
+            "FILE) into one Boolean block query; what had to be dropped or approximated is "
+            "listed on standard error. With --topics, convert every strategy of a JSONL file "
+            "(fields 'topic' and 'query') and print the figures."
+        ),
+    )
+    p.add_argument("file", nargs="?", metavar="FILE", help="the strategy; '-' or nothing: standard input")
+    p.add_argument("--topics", metavar="JSONL", help="a topics file (CLEF TAR topics.jsonl) to summarise instead")
+    p.add_argument("--style", choices=STYLES, default="canonical", help="how to print the query")
+    p.add_argument("--json", action="store_true", help="print {query, dropped, lines} as JSON")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, stdin: Optional[TextIO] = None) -> int:
+    """Run ``blockgen ovid``; 0 converted, 1 nothing convertible, 2 usage error."""
+    stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
+    if args.topics:
+        return _topics(Path(args.topics), stdout, stderr)
+    if args.file in (None, "-"):
+        text = stdin.read()
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"blockgen: file not found: {path}", file=stderr)
+            return 2
+        text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        conv = convert_ovid(text)
+    except OvidError as err:
+        print(f"blockgen: {err}", file=stderr)
+        return 1
+    query = format_query(conv.query, style=args.style)
+    if args.json:
+        print(json.dumps({"query": query, "dropped": list(conv.dropped), "lines": conv.lines}, ensure_ascii=False), file=stdout)
+    else:
+        print(query, file=stdout)
+        for note in conv.dropped:
+            print(f"note: {note}", file=stderr)
+    return 0
+
+
+def _topics(path: Path, stdout: TextIO, stderr: TextIO) -> int:
+    if not path.is_file():
+        print(f"blockgen: topics file not found: {path}", file=stderr)
+        return 2
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            print(f"blockgen: {path}:{number}: not JSON ({err.msg})", file=stderr)
+            return 2
+        if not isinstance(row, dict) or not isinstance(row.get("query"), str):
+            print(f"blockgen: {path}:{number}: expected an object with a 'query' string", file=stderr)
+            return 2
+        rows.append((str(row.get("topic", number)), row["query"]))
+    s = summarize(rows)
+    print(f"converted to valid queries: {s['converted']}/{s['total']}", file=stdout)
+    print(f"clean (nothing dropped or approximated): {s['clean']}/{s['total']}", file=stdout)
+    print(f"clean or only limits dropped (date, language, humans): {s['only_limits']}/{s['total']}", file=stdout)
+    print("strategies with each kind of note:", file=stdout)
+    for kind, count in s["kinds"]:
+        print(f"  {count:4d}  {kind}", file=stdout)
+    for failure in s["failures"]:
+        print(f"  failed: {failure}", file=stdout)
+    return 0
