@@ -6,6 +6,8 @@ from blockgen.query import And, Block, Comparison, Field, Node, Not, Or, Phrase,
 from blockgen.ovid import OvidConversion, OvidError, convert_ovid, from_ovid
 from blockgen.repair import Edit, RepairError, RepairResult, repair, shortest_completion, try_repair
 
+__version__ = "0.1.0"
+
 #: ``blockgen.format(query, style=...)``: same as :func:`format_query`.
 format = format_query
 
@@ -28,4 +30,3 @@ def __getattr__(name: str):
 
         return getattr(generate, name)
     raise AttributeError(f"module 'blockgen' has no attribute {name!r}")
-__version__ = "0.1.0"
