@@ -24,6 +24,9 @@ from typing import Callable, Iterable
 
 _LETTER = "0-9A-Za-zÀ-ÖØ-öø-ɏΑ-Ωα-ωА-яЁё"
 _WS = r"[ \t\r\n]"
+# The characters of \s (Unicode White_Space) from U+0020 up: a phrase needs one that is
+# none of them (the Lark file says [^"\s...]; xgrammar's classes have no \s).
+_BLANKS = r" \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 def _not(letter: str) -> str:
@@ -80,7 +83,7 @@ unit_cc ::= "(" {ws_star} query {ws_star} ")" | PHRASE | PHRASE {ws_star} TAG
 words ::= WORD ({ws_plus} WORD)*
 
 CMP ::= ">=" | "<=" | ">" | "<" | "="
-PHRASE ::= "\"" [^"\x00-\x1f\x7f]* [^" \x00-\x1f\x7f] [^"\x00-\x1f\x7f]* "\""
+PHRASE ::= "\"" [^"\x00-\x1f\x7f]* [^"{_BLANKS}\x00-\x1f\x7f] [^"\x00-\x1f\x7f]* "\""
 TAG ::= "[" [A-Za-z] [A-Za-z /:~0-9\-]* "]"
 
 # A word, never exactly AND, OR or NOT (spelled out letter by letter, as in the Lark file).

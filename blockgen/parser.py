@@ -92,9 +92,9 @@ def _to_syntax_error(text: str, err: UnexpectedInput) -> QuerySyntaxError:
 
 
 def _squeeze(inner: str) -> str:
-    """Runs of ASCII spaces made single, ends trimmed; other (Unicode) blanks are kept as
-    characters, as the grammar counts them visible (``"\u00a0"`` is a valid phrase)."""
-    return " ".join(part for part in inner.split(" ") if part)
+    """Blanks (any Unicode whitespace) made single spaces, ends trimmed. The grammar's PHRASE
+    needs a character that is not a blank, so a phrase never becomes empty here."""
+    return " ".join(inner.split())
 
 
 def _unquote(token: str) -> str:

@@ -18,6 +18,10 @@ EXAMPLES = {
     " A": True,  # a model's first token often starts with a blank (llguidance#123)
     ' ("x" OR y)': True,
     "\n a ": True,
+    '"a\u00a0b"': True,
+    '"\u200b"': True,  # a zero-width space is no blank for either engine
+    '"\u00a0"': False,  # a phrase of blanks (Unicode ones too) is empty
+    '"\u2003 "': False,
     "ANDROID": True,
     "NOTE OR ORCHID": True,
     "AN": True,
@@ -102,7 +106,7 @@ def test_llguidance_accepts_exactly_the_documented_examples(llg_accepts, text, v
 
 # Characters that make up queries, weighted towards the tricky ones.
 _QUERY_ALPHABET = st.sampled_from(
-    list('ANDORTandort xy()"[]:>=<*?-\'./é') + ["AND", "OR", "NOT", " AND ", " OR ", ")AND", '"OR', "(x)", '"y"']
+    list('ANDORTandort xy()"[]:>=<*?-\'./é\u00a0') + ["AND", "OR", "NOT", " AND ", " OR ", ")AND", '"OR', "(x)", '"y"']
 )
 
 
