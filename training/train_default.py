@@ -288,6 +288,21 @@ def copy_rate(out: Path, keywords: Sequence[str], seed: int = 0, train: Optional
     return rows
 
 
+#: How many short validation prompts the model card's copy figures use.
+SHORT_PROMPTS = 60
+
+
+def copy_rates(out: Path, heldout: Sequence[str], valid: Sequence[Pair], train: Optional[Path], seed: int = 0) -> list[dict]:
+    """:func:`copy_rate` on the held-out topics and on short validation prompts (<= 4 words)."""
+    short = [p.prompt[: -len(". Output:")] for p in valid
+             if p.prompt.endswith(". Output:") and len(p.prompt.split()) <= 5][:SHORT_PROMPTS]
+    rows = []
+    for name, prompts in (("held-out topics", list(heldout)[:40]), ("short validation prompts", short)):
+        if prompts:
+            rows += [dict(r, prompt_set=name) for r in copy_rate(out, prompts, seed=seed, train=train)]
+    return rows
+
+
 def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.2f} MB"
 
@@ -371,18 +386,19 @@ def write_card(path: Path, summary: dict) -> None:
         rates = [rates]
     if rates and rates[0].get("keywords"):
         lines += [
-            f"Quality, roughly, over 3 constrained candidates for each of the {rates[0]['prompts']} held-out prompts "
-            "(seed 0): *copied* = content words of the prompts (3+ letters, no stop words) that reappear in a "
-            "candidate; *known words* = share of the candidates' words that occur in the training answers "
-            "(the rest are words made up from word pieces).",
+            "Quality, roughly, over 3 constrained candidates per prompt (seed 0): *copied* = content words of the "
+            "prompts (3+ letters, no stop words) that reappear in a candidate; *known words* = share of the "
+            "candidates' words that occur in the training answers (the rest are words made up from word pieces). "
+            "Prompts: the held-out topics (long CLEF titles and Sim4IA queries), and the first "
+            f"{SHORT_PROMPTS} validation prompts of at most 4 words (keyword lists, like the thesaurus pairs).",
             "",
-            "| sampling | temperature | top_p | copied | known words |",
-            "|---|---|---|---|---|",
+            "| prompts | sampling | temperature | top_p | copied | known words |",
+            "|---|---|---|---|---|---|",
         ]
         for r in rates:
             known = "" if r.get("known_words") is None else f"{100 * r['known_words']:.0f}%"
-            lines.append(f"| {r.get('sampling', '')} | {r.get('temperature', '')} | {r.get('top_p', '')} | "
-                         f"{r['copied']} of {r['keywords']} | {known} |")
+            lines.append(f"| {r.get('prompt_set', 'held-out topics')} ({r['prompts']}) | {r.get('sampling', '')} | "
+                         f"{r.get('temperature', '')} | {r.get('top_p', '')} | {r['copied']} of {r['keywords']} | {known} |")
         lines.append("")
     sampling = s.get("sampling") or {}
     lines += ["Each block: greedy free decoding as written, then",
@@ -512,7 +528,7 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
     t = time.perf_counter()
     rows = examples_on(out, heldout[: recipe.max_examples], seed=recipe.seed) if examples else []
     validity = free_validity(out, heldout[:40]) if examples and not quick else None
-    copying = copy_rate(out, heldout[:40], seed=recipe.seed, train=train_path) if examples and not quick else None
+    copying = copy_rates(out, heldout, valid_pairs, train_path, seed=recipe.seed) if examples and not quick else None
     seconds["examples"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -558,7 +574,9 @@ def refresh_card(data: Path, out: Path, quick: bool = False) -> dict:
     heldout = read_heldout(data / "heldout.json") if (data / "heldout.json").exists() else []
     summary["examples"] = examples_on(out, heldout[: recipe.max_examples], seed=recipe.seed)
     summary["free_validity"] = free_validity(out, heldout[:40])
-    summary["copy_rate"] = copy_rate(out, heldout[:40], seed=recipe.seed, train=data / "train.jsonl")
+    valid_path = data / "valid.jsonl"
+    valid = read_pairs(valid_path) if valid_path.exists() else []
+    summary["copy_rate"] = copy_rates(out, heldout, valid, data / "train.jsonl", seed=recipe.seed)
     summary["sampling"] = _sampling_of(out)
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_card(out / "MODEL_CARD.md", summary)
