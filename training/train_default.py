@@ -528,9 +528,7 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
     if sizes["total"] > SIZE_LIMIT:
         raise TrainingError(f"the model is {_mb(sizes['total'])}, over the {_mb(SIZE_LIMIT)} limit")
     t = time.perf_counter()
-    rows = examples_on(out, heldout[: recipe.max_examples], seed=recipe.seed) if examples else []
-    validity = free_validity(out, heldout[:40]) if examples and not quick else None
-    copying = copy_rates(out, heldout, valid_pairs, train_path, seed=recipe.seed) if examples and not quick else None
+    measured = measure(out, recipe, heldout, valid_pairs, train_path, examples=examples, figures=examples and not quick)
     seconds["examples"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -553,10 +551,7 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
                  "train_losses": lora.train_losses, "trainable_params": lora.trainable_params},
         "sizes": sizes,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "free_validity": validity,
-        "copy_rate": copying,
-        "sampling": _sampling_of(out),
-        "examples": rows,
+        **measured,
     }
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_card(out / "MODEL_CARD.md", summary)
@@ -574,15 +569,24 @@ def refresh_card(data: Path, out: Path, quick: bool = False) -> dict:
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     recipe = QUICK if quick else Recipe()
     heldout = read_heldout(data / "heldout.json") if (data / "heldout.json").exists() else []
-    summary["examples"] = examples_on(out, heldout[: recipe.max_examples], seed=recipe.seed)
-    summary["free_validity"] = free_validity(out, heldout[:40])
     valid_path = data / "valid.jsonl"
     valid = read_pairs(valid_path) if valid_path.exists() else []
-    summary["copy_rate"] = copy_rates(out, heldout, valid, data / "train.jsonl", seed=recipe.seed)
-    summary["sampling"] = _sampling_of(out)
+    summary.update(measure(out, recipe, heldout, valid, data / "train.jsonl"))
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_card(out / "MODEL_CARD.md", summary)
     return summary
+
+
+def measure(out: Path, recipe: Recipe, heldout: Sequence[str], valid: Sequence[Pair], train: Optional[Path],
+            examples: bool = True, figures: bool = True) -> dict:
+    """The model card's measurements of the model in ``out``: example outputs (``examples``),
+    free-decoding validity and copy rates (``figures``), and the shipped sampling defaults."""
+    return {
+        "free_validity": free_validity(out, heldout[:40]) if figures else None,
+        "copy_rate": copy_rates(out, heldout, valid, train, seed=recipe.seed) if figures else None,
+        "sampling": _sampling_of(out),
+        "examples": examples_on(out, heldout[: recipe.max_examples], seed=recipe.seed) if examples else [],
+    }
 
 
 def _sampling_of(out: Path) -> dict:
