@@ -87,7 +87,6 @@ _BLANKS = " \t\r\n"  # what the grammar ignores
 _OPERAND_START = ("WORD", "PHRASE", "LPAR")
 _OPS = ("AND", "OR", "NOT")
 _OPEN_TAG = re.compile(r"\[[A-Za-z][A-Za-z \/:~0-9-]*")
-_OPERATOR_WORDS = frozenset({"AND", "OR", "NOT"})
 _OPEN_PHRASE = re.compile(r'"[^"\x00-\x1f\x7f]*')
 _CURLY_QUOTES = "\u201c\u201d\u201e\u201f"
 #: Inside a word: Ovid's truncation ``$`` is the grammar's ``*``; a curly apostrophe is ``'``.
@@ -286,7 +285,7 @@ def _lex(text: str, unpaired: Optional[int], edits: list[Edit]) -> list[_Lx]:
             # A tag cut at the very end is closed when it still looks like a tag: at most two
             # words (``[MeSH Terms``), no operator. ``[Mesh: lung cancer OR`` is not one: its
             # ``[`` is dropped and the words stay terms.
-            looks_like_tag = 0 < len(words) <= 2 and not any(w in _OPERATOR_WORDS for w in words)
+            looks_like_tag = 0 < len(words) <= 2 and not any(w in OPERATORS for w in words)
             if m and m.end() == n and looks_like_tag:
                 flush_dropped()
                 tag = "[" + " ".join(m.group()[1:].split()) + "]"
