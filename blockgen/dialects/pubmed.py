@@ -326,12 +326,16 @@ class _Writer:
             return self._words(node.text, short)
         if isinstance(node, _Range):
             name = node.name if node.name in DATE_TAGS else "dp"
+            if name != node.name:
+                self.note("tag approximated", f"{node.name} written as PubMed's publication date [{name}]")
             return f"{node.value}[{name}]"
         if isinstance(node, Comparison):
             name = node.name if node.name in DATE_TAGS else "dp" if node.name.lower() in _YEAR_NAMES else None
             if name is None:
                 self.note("term dropped", f"comparison {node.name}{node.op}{node.value} has no PubMed form: dropped")
                 return None
+            if name != node.name:
+                self.note("tag approximated", f"{node.name} written as PubMed's publication date [{name}]")
             if node.op == "=":
                 return f"{node.value}[{name}]"
             if node.op in (">=", ">"):
