@@ -114,7 +114,12 @@ def _unwrap_quotes(text: str) -> tuple[str, bool]:
 # ------------------------------------------------------------------ Elasticsearch
 
 
-_ES_KEYS = {"bool", "match", "match_phrase", "term", "terms", "multi_match", "query_string", "simple_query_string", "range", "match_all", "prefix", "wildcard"}
+_ES_KEYS = {
+    "bool", "match", "match_phrase", "match_phrase_prefix", "match_bool_prefix", "term", "terms", "multi_match",
+    "query_string", "simple_query_string", "range", "match_all", "match_none", "prefix", "wildcard", "regexp", "fuzzy",
+    "exists", "ids", "nested", "script", "script_score", "function_score", "constant_score", "dis_max", "boosting",
+    "more_like_this", "combined_fields", "intervals", "span_near", "span_term", "geo_distance",
+}
 
 
 def _is_es(value: Any) -> bool:
