@@ -171,11 +171,16 @@ def _longest_match(text: str, pos: int) -> Optional[tuple[str, str]]:
 
 
 def _normalise(text: str, edits: list[Edit]) -> str:
-    """Same-length rewrites: typographic double quotes (also beside straight ones), odd blanks."""
+    """Same-length rewrites: typographic double quotes (also beside straight ones; inside a
+    phrase opened by a straight quote they are its text), odd blanks."""
     out = []
+    opener = ""  # what opened the phrase we are in: "", '"' or "curly"
     for i, ch in enumerate(text):
-        if ch in _CURLY_QUOTES:
+        if ch == '"':
+            opener = "" if opener else '"'
+        elif ch in _CURLY_QUOTES and opener != '"':
             edits.append(Edit("normalised quote", i, f"typographic quote {ch} read as \""))
+            opener = "" if opener else "curly"
             ch = '"'
         elif ch.isspace() and ch not in _BLANKS:
             edits.append(Edit("replaced blank", i, f"{ch!r} -> ' '"))

@@ -170,3 +170,7 @@ def _title(node: Node) -> Node:
     from blockgen.dialects._walk import map_leaves
 
     return map_leaves(node, lambda leaf: type(leaf)(leaf.text, "ti"))  # type: ignore[return-value]
+
+
+def test_typographic_quotes_inside_a_straight_quoted_phrase_are_its_text():
+    assert repair('"the “big” one" OR (x').query == Or((Phrase("the “big” one"), Term("x")))
