@@ -16,7 +16,9 @@ In the order tried:
    words ORed unless ``"operator": "and"``, ``match_phrase`` -> a phrase, ``title``/``abstract``
    -> ``[ti]``/``[ab]``); a clause it cannot convert (``should`` beside ``must`` without
    ``minimum_should_match``, only ``must_not``, scripts, ``fuzzy`` ...) raises
-   :class:`AnswerError` naming it. A dict cut off mid-string (``{"query": "(a OR b``) still
+   :class:`AnswerError` naming it. A JSON Boolean tree (``{"query": {"AND": [{"OR": ["a",
+   "b c"]}, "d"]}}``: strings are terms, several words a phrase) is converted too. A dict
+   cut off mid-string (``{"query": "(a OR b``) still
    gives its query string.
 2. **Code fence**: the content of the first fenced block (```` ```...``` ````, also an
    unclosed one), then read again by these rules.
@@ -42,7 +44,7 @@ __all__ = ["AnswerError", "Extraction", "extract_query"]
 
 #: Keys whose string value is the query (lower case, ``-`` and blanks read as ``_``).
 QUERY_KEYS = (
-    "query", "boolean_query", "bool_query", "search_query", "search_string", "searchstring", "search", "q",
+    "query", "boolean_query", "bool_query", "search_query", "search_string", "searchstring", "search_terms", "search", "q",
     "query_string", "querystring", "boolean", "boolean_search", "search_strategy", "strategy", "final_query", "output",
     "answer", "result",
 )
@@ -69,8 +71,8 @@ class AnswerError(ValueError):
 @dataclass(frozen=True)
 class Extraction:
     """The query ``text`` found in an answer; ``source`` says how (``plain``, ``fence``,
-    ``json``, ``dict``, ``prose``, ``line``, ``elasticsearch``, ``quoted``) and ``detail``
-    says it in words."""
+    ``json``, ``dict``, ``prose``, ``lines``, ``elasticsearch``, ``json tree``, ``quoted``)
+    and ``detail`` says it in words."""
 
     text: str
     source: str = "plain"
@@ -133,6 +135,8 @@ def _is_es(value: Any) -> bool:
 def _es_field(name: str):
     from blockgen.query import Field
 
+    if not re.fullmatch(r"[A-Za-z_*][A-Za-z0-9_.*]*", str(name)):
+        raise AnswerError(f"{name!r} is no Elasticsearch field name (a concept used as a field?): cannot convert it")
     low = name.split(".")[0]
     return ES_FIELDS.get(low.lower()), (None if low.lower() in ES_FIELDS or low in ("_all", "*") else Field)
 
@@ -207,6 +211,9 @@ def _es_clause(clause: Any, depth: int):
         if isinstance(value, dict):
             value = value.get("value", "")
         values = value if isinstance(value, list) else [value]
+        tag, other = _es_field(field)
+        if other is None:
+            return make_or(_es_text(field, str(v), True) for v in values)
         return make_or(Field(field, str(v), quoted=True) for v in values)
     if kind == "multi_match":
         if not isinstance(body, dict) or "query" not in body:
@@ -229,6 +236,62 @@ def _es_clause(clause: Any, depth: int):
             raise AnswerError(f"an Elasticsearch range on {field!r} without gte/gt/lte/lt")
         return make_and(parts)
     raise AnswerError(f"cannot convert the Elasticsearch clause {kind!r} into a Boolean query")
+
+
+_TREE_OPS = {"and", "or", "not"}
+
+
+def _is_tree(value: Any) -> bool:
+    """A JSON Boolean tree: ``{"AND": [..]}``, ``{"OR": [..]}`` (also under ``query``)."""
+    if isinstance(value, dict) and len(value) == 1:
+        key, inner = next(iter(value.items()))
+        if isinstance(key, str) and key.lower() == "query":
+            return _is_tree(inner)
+        return isinstance(key, str) and key.lower() in _TREE_OPS and isinstance(inner, list)
+    return False
+
+
+def _tree_node(value: Any, depth: int):
+    """A JSON Boolean tree as a query node: strings are terms (several words: a phrase)."""
+    from blockgen.query import Not, Phrase, Term, make_and, make_or
+
+    if depth > MAX_DEPTH:
+        raise AnswerError(f"the JSON query nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        words = value.split()
+        if not words:
+            raise AnswerError("an empty term in the JSON query")
+        return Term(words[0]) if len(words) == 1 else Phrase(" ".join(words))
+    if isinstance(value, dict) and len(value) == 1:
+        key, inner = next(iter(value.items()))
+        low = key.lower() if isinstance(key, str) else ""
+        if low == "query":
+            return _tree_node(inner, depth + 1)
+        if low == "term":
+            if isinstance(inner, dict) and len(inner) == 1:
+                return _tree_node(next(iter(inner)), depth + 1)
+            return _tree_node(inner, depth + 1)
+        if low in _TREE_OPS and isinstance(inner, list) and inner:
+            if low == "not":
+                raise AnswerError("a NOT in the JSON query with nothing to exclude from")
+            positive, negative = [], []
+            for item in inner:
+                if isinstance(item, dict) and len(item) == 1 and str(next(iter(item))).lower() == "not":
+                    negative.extend(_tree_node(x, depth + 1) for x in (next(iter(item.values())) or []))
+                else:
+                    positive.append(_tree_node(item, depth + 1))
+            if not positive:
+                raise AnswerError("a JSON query that only excludes")
+            node = make_and(positive) if low == "and" else make_or(positive)
+            return Not(node, make_or(negative)) if negative else node
+    shown = json.dumps(value, ensure_ascii=False)[:60] if not isinstance(value, str) else value
+    raise AnswerError(f"cannot convert {shown} of the JSON query into a Boolean query")
+
+
+def _from_tree(value: Any) -> str:
+    from blockgen.dialects import write
+
+    return write(_tree_node(value, 0), "blockgen").text
 
 
 def _from_es(value: Any) -> str:
@@ -274,6 +337,8 @@ def _structured(text: str) -> Optional[Extraction]:
         return None
     if _is_es(value):
         return Extraction(_from_es(value), "elasticsearch", "Elasticsearch query converted to a Boolean query")
+    if _is_tree(value):
+        return Extraction(_from_tree(value), "json tree", "JSON Boolean tree ({\"AND\": [...]}) converted to a Boolean query")
     found = _find_query(value)
     if found is None:
         if isinstance(value, (dict, list)):
@@ -319,16 +384,24 @@ def _prose(text: str) -> Optional[Extraction]:
         if rest:
             return Extraction(rest, "prose", "query taken from the line after a 'Query:' label")
     lines = [line.strip() for line in text.split("\n") if line.strip()]
-    if len(lines) > 1:
-        best = max(lines, key=_score)
-        if _score(best) >= 3 and any(_is_prose(line) for line in lines if line is not best):
-            return Extraction(best, "line", "the one line of the answer that reads like a query")
+    if len(lines) > 1 and max(_score(line) for line in lines) >= 3:
+        prose = [line for line in lines if _is_prose(line)]
+        kept = [line for line in lines if not _is_prose(line)]
+        if prose and kept:
+            return Extraction("\n".join(kept), "lines", f"{len(prose)} line(s) of prose around the query removed")
     return None
 
 
 def _is_prose(line: str) -> bool:
-    """A sentence: three lower-case words in a row, no operator, parenthesis or quote."""
-    return bool(_SENTENCE.search(line)) and not _OPERATOR.search(line) and not any(c in line for c in '()"[]')
+    """A sentence: at least five words, four of them in lower case and three in a row, no
+    operator, bracket, quote or truncation, no Ovid field suffix, no leading line number."""
+    if _OPERATOR.search(line) or any(c in line for c in '()"[]*$/\u201c\u201d') or re.match(r"\s*#?\d", line):
+        return False
+    if re.search(r"\.[a-z]{2}(?:,[a-z]{2})*\.", line):
+        return False
+    words = line.split()
+    lower = [w for w in words if re.fullmatch(r"[a-z][a-z'’-]*[,.:;!?]?", w)]
+    return len(words) >= 5 and len(lower) >= 4 and bool(_SENTENCE.search(line))
 
 
 # ------------------------------------------------------------------ entry
@@ -346,7 +419,7 @@ def extract_query(answer: str, keep_valid: bool = True, _depth: int = 0) -> Extr
     if not isinstance(answer, str):
         raise TypeError(f"extract_query() needs a str, not {type(answer).__name__}")
     result = _extract(answer, _depth)
-    if keep_valid and result.source in ("line", "quoted") and _is_valid(answer):
+    if keep_valid and result.source in ("lines", "quoted") and _is_valid(answer):
         return Extraction(answer)
     return result
 
@@ -364,7 +437,7 @@ def _extract(answer: str, _depth: int) -> Extraction:
     found = _structured(answer)
     if found is not None:
         inner = _extract(found.text, _depth + 1) if _depth < 3 and found.source != "elasticsearch" else None
-        if inner is not None and inner.extracted and inner.source not in ("line",):
+        if inner is not None and inner.extracted and inner.source not in ("lines",):
             return Extraction(inner.text, found.source, f"{found.detail}; {inner.detail}")
         return found
     m = _FENCE.search(answer)

@@ -34,7 +34,7 @@ QUERY = '("climate change" OR "global warming") AND twitter'
         (f"Query: {QUERY}", "prose"),
         (f"**Boolean query:** {QUERY}\n\nThis query combines two concepts.", "prose"),
         (f"Final search string:\n{QUERY}\n\nExplanation follows.", "prose"),
-        (f"Sure, here is a query that should work well for you:\n{QUERY}\nIt finds papers on both topics.", "line"),
+        (f"Sure, here is a query that should work well for you:\n{QUERY}\nIt finds papers on both topics.", "lines"),
         (f"`{QUERY}`", "quoted"),
     ],
 )
@@ -101,6 +101,26 @@ def test_an_elasticsearch_query_that_cannot_be_converted_is_refused(clause, mess
         extract_query(json.dumps({"query": clause}))
     with pytest.raises(RepairError, match=message):
         repair(json.dumps({"query": clause}))
+
+
+def test_a_json_boolean_tree_is_converted():
+    answer = repr({"query": {"AND": [{"OR": ["Japanese encephalitis vaccine", "JE"]}, {"term": {"safety": {}}}, {"NOT": ["animals"]}]}})
+    found = extract_query(answer)
+    assert found.source == "json tree"
+    assert parse(found.text) == Not(And((Or((Phrase("Japanese encephalitis vaccine"), Term("JE"))), Term("safety"))), Term("animals"))
+    with pytest.raises(AnswerError, match="adjacency"):
+        extract_query(repr({"query": {"AND": [{"pregnancy": {"adjacency": {"words_within": 5}}}]}}))
+
+
+def test_prose_lines_are_removed_and_query_lines_kept():
+    answer = '("acne vulgaris" OR acne) -- first concept\n\n(blue light OR phototherapy)\n\nThis query combines the two main concepts of the review.'
+    found = extract_query(answer)
+    assert found.source == "lines" and "blue light" in found.text and "combines" not in found.text
+
+
+def test_ovid_lines_are_not_prose():
+    strategy = "randomized controlled trial.pt.\nexp Malaria/\n1 or 2\n(rapid adj3 test$).ti,ab. AND placebo"
+    assert not extract_query(strategy).extracted
 
 
 def test_a_dict_without_a_query_is_refused():
