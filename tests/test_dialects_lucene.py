@@ -193,7 +193,7 @@ _TANTIVY_LEAVES = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(trees(_TANTIVY_LEAVES, max_leaves=8))
 def test_tantivy_finds_exactly_what_the_evaluator_selects(engine, query):
     index, docs = engine
