@@ -370,7 +370,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
 
     answers: list[dict[str, Any]] = []
-    answer_records: dict[str, list[dict[str, Any]]] = {}
     if external:
         texts = [row[k] for row in external for k in ("q1_answer", "q2_answer", "q3_answer", "q4_answer", "q5_answer") if row.get(k) is not None]
         recs = [answer_record(t) for t in texts]  # per-answer records stay out of the results file
@@ -384,7 +383,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for style, answer, _ in wrapped:
         by_style.setdefault(style, []).append(answer_record(answer))
     for style, recs in by_style.items():
-        answer_records[f"Sim4IA wrapped: {style}"] = recs
         answers.append(summarize_answers(f"Sim4IA wrapped: {style} ({len(recs)})", recs, wrapped=[True] * len(recs)))
     if answers:
         report.print_table(
@@ -398,7 +396,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for a in answers:
             print(f"{a['source']}: extracted {a['extracted']}")
     out = report.results_dir(args.out)
-    payload = {"meta": report.meta(NAME, argv_list), "readers": rows, "answers": answers, "records": records, "answer_records": answer_records}
+    payload = {"meta": report.meta(NAME, argv_list), "readers": rows, "answers": answers, "records": records}
     json_path = report.write_json(out / f"{NAME}.json", payload)
     png_path = plot(out / f"{NAME}.png", rows, answers)
     print(f"wrote {json_path} and {png_path}")
