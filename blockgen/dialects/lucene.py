@@ -278,18 +278,19 @@ class _Reader:
             self.note("boost dropped", kids[1], f"boost {kids[1].value} dropped (it only ranks)")
         return kids[0]
 
-    def unary(self, tree, kids: list) -> tuple[str, Node, Token]:
+    def unary(self, tree, kids: list) -> tuple:
         if len(kids) == 2:
             sign = kids[0]
             return ("+" if sign.type == "PLUS" else "-"), kids[1], sign
-        return "", kids[0], _first_token(tree)
+        return "", kids[0], tree  # its first token is found only for an error message
 
     def and_expr(self, tree, kids: list) -> Node:
         items = [k for k in kids if isinstance(k, tuple)]
         positive = [node for sign, node, _ in items if sign != "-"]
         negative = [node for sign, node, _ in items if sign == "-"]
         if not positive:
-            tok = items[0][2]
+            where = items[0][2]
+            tok = where if isinstance(where, Token) else _first_token(where)
             raise self.error(tok, "an exclusion needs something to exclude from: write a AND -b, not -b alone or a OR -b")
         node = make_and(positive)
         return Not(node, make_or(negative)) if negative else node

@@ -536,10 +536,29 @@ class _LineParser:
             merged_ops.append(op)
         if not merged:
             return None
-        result = merged[0]
+        # left to right, a run of one operator at a time (linear time); a dropped operand
+        # (None) keeps what is left of it, and a NOT without a left side drops its right side
+        result: Optional[Node] = merged[0]
+        run_op: Optional[str] = None
+        run: list[Node] = []
         for node, op in zip(merged[1:], merged_ops[1:]):
-            result = self._combine(result, op.text.lower() if op is not None else "or", node)
-        return result
+            name = op.text.lower() if op is not None else "or"
+            if name in ("and", "or") and name == run_op and node is not None:
+                run.append(node)
+                continue
+            result = self._flush(result, run_op, run)
+            run_op, run = None, []
+            if name in ("and", "or") and result is not None and node is not None:
+                run_op, run = name, [node]
+            else:
+                result = self._combine(result, name, node)
+        return self._flush(result, run_op, run)
+
+    @staticmethod
+    def _flush(left: Optional[Node], op: Optional[str], run: list) -> Optional[Node]:
+        if not run or left is None:
+            return left
+        return make_or([left, *run]) if op == "or" else make_and([left, *run])
 
     @staticmethod
     def _combine(left: Optional[Node], op: str, right: Optional[Node]) -> Optional[Node]:

@@ -80,17 +80,20 @@ def _squeeze(text: str) -> str:
 def _decide_lower_operators(tokens: list[Token], notes: list[Note]) -> list[Token]:
     """Lower/mixed-case and/or/not: operator, or a word inside a tagged run (module docstring)."""
     out = list(tokens)
+    # tag_ahead[i]: the run of bare words and lower-case operators from i ends in a tag
+    tag_ahead = [False] * (len(out) + 1)
+    for i in range(len(out) - 1, -1, -1):
+        tok = out[i]
+        if tok.type == "TAG":
+            tag_ahead[i] = True
+        elif tok.type == "WORD" or (tok.type == "OP" and not tok.value.isupper()):
+            tag_ahead[i] = tag_ahead[i + 1]
     for i, tok in enumerate(out):
         if tok.type != "OP" or tok.value.isupper():
             continue
         prev = out[i - 1].type if i > 0 else None
         nxt = out[i + 1].type if i + 1 < len(out) else None
-        tagged_run = False
-        if prev == "WORD" and nxt == "WORD":
-            j = i + 1
-            while j < len(out) and (out[j].type == "WORD" or (out[j].type == "OP" and not out[j].value.isupper())):
-                j += 1
-            tagged_run = j < len(out) and out[j].type == "TAG"
+        tagged_run = prev == "WORD" and nxt == "WORD" and tag_ahead[i + 1]
         if tagged_run:
             out[i] = Token.new_borrow_pos("WORD", tok.value, tok)
             _note(notes, "lower-case operator", tok, f"lower-case {tok.value!r} kept as a word of a tagged term, as PubMed reads it")
@@ -181,21 +184,32 @@ class _Builder:
         return kids[0]
 
     def expr(self, tree, kids: list) -> Node:
-        node = kids[0]
-        for op, right in zip(kids[1::2], kids[2::2]):  # left to right, one level
-            if op.value == "AND":
-                node = make_and([node, right])
-            elif op.value == "OR":
-                node = make_or([node, right])
-            else:
-                node = Not(node, right)
-        return node
+        return fold_left(kids[0], [(op.value, right) for op, right in zip(kids[1::2], kids[2::2])])
 
     def start(self, tree, kids: list) -> Node:
         return kids[0]
 
     def rules(self) -> dict:
         return {name: getattr(self, name) for name in ("term", "range", "ref", "group", "expr", "start")}
+
+
+def fold_left(first: Node, pairs: "list[tuple[str, Node]]") -> Node:
+    """Operands joined by AND/OR/NOT of one level, read left to right, in linear time: a run of
+    one operator becomes one flat AND/OR (``a OR b OR c AND d`` is ``(a OR b OR c) AND d``)."""
+
+    def build(op: Optional[str], run: list) -> Node:
+        return run[0] if op is None else make_and(run) if op == "AND" else make_or(run)
+
+    run_op: Optional[str] = None
+    run: list = [first]
+    for op, right in pairs:
+        if op == "NOT":
+            run, run_op = [Not(build(run_op, run), right)], None
+        elif op == run_op:
+            run.append(right)
+        else:
+            run, run_op = [build(run_op, run), right], op
+    return build(run_op, run)
 
 
 def _history(tokens: list[Token], text: str) -> Optional[list[tuple[int, list[Token]]]]:
