@@ -13,7 +13,7 @@ Inputs:
   Staudinger et al. 2024's reproducibility study of LLM-written Boolean queries
   (GitHub MoritzStaudinger/booleanQueryReproducibility): the reviews' original PubMed
   queries (column ``query``) and the LLM answers (``q1_answer`` ... ``q5_answer``);
-* the 349 queries of the Sim4IA LLM Boolean run, each wrapped as an LLM would wrap it (a
+* the 350 queries of the Sim4IA LLM Boolean run, each wrapped as an LLM would wrap it (a
   JSON ``{"query": ...}``, a Python dict, a code fence, a ``Query:`` line in prose, and an
   Elasticsearch bool query built from its tree): a synthetic but realistic set of wrapped
   answers that is always there.
