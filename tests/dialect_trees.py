@@ -95,10 +95,6 @@ def documents(draw, fields=("ti", "ab", "ot"), max_words: int = 8) -> Document:
     return Document(texts, heads, values)
 
 
-def and_of(*items: Node) -> Node:
-    return make_and(items)
-
-
 __all__ = [
     "ANY_LEAVES", "And", "HEADINGS", "HIERARCHY", "LUCENE_LEAVES", "OVID_LEAVES", "Or", "PUBMED_LEAVES", "WORDS",
     "documents", "headings", "proximity", "trees", "word", "words",

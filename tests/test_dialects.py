@@ -11,7 +11,7 @@ import blockgen
 from blockgen.dialects import DIALECTS, Dialect, DialectWarning, get_dialect, read, translate, write
 from blockgen.dialects.tags import canonical, parse_tag
 from blockgen.evaluate import Document, Evaluator
-from blockgen.query import And, Not, Or, Phrase, Term
+from blockgen.query import And, Or, Phrase, Term
 
 from tests.dialect_trees import ANY_LEAVES, HIERARCHY, trees
 

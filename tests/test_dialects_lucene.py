@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blockgen.dialects import DialectError, DialectSyntaxError, read, write
+from blockgen.dialects import DialectSyntaxError, read, write
 from blockgen.dialects.lucene import Lucene
 from blockgen.evaluate import Document, Evaluator
-from blockgen.query import And, Comparison, Field, Not, Or, Phrase, Term, make_and
+from blockgen.query import And, Comparison, Field, Not, Or, Phrase, Term
 
-from tests.dialect_trees import ANY_LEAVES, HIERARCHY, LUCENE_LEAVES, WORDS, documents, proximity, trees, word, words
+from tests.dialect_trees import ANY_LEAVES, HIERARCHY, LUCENE_LEAVES, WORDS, documents, trees
 
 EV = Evaluator(HIERARCHY)
 
