@@ -3,7 +3,9 @@
 * ``mask_overhead``: per-token cost of constrained decoding vs a model forward step;
 * ``sim4ia``: Sim4IA 2025 Task A1 metrics reproduced offline (and a generated run scored);
 * ``constrained_vs_free``: validity, cut-offs, size and speed of constrained vs free decoding;
-* ``repair``: how well :func:`blockgen.repair.repair` fixes real broken model output.
+* ``repair``: how well :func:`blockgen.repair.repair` fixes real broken model output;
+* ``dialects``: parse rate and term retention of the dialect readers on real strategies, and
+  repair of real and wrapped LLM answers.
 
 Each prints a table and writes ``benchmarks/results/NAME.json`` and ``NAME.png``.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("mask_overhead", "sim4ia", "constrained_vs_free", "repair")
+BENCHMARKS = ("mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

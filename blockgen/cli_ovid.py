@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Optional, TextIO
 
+from blockgen.cli_translate import InputError, read_input
 from blockgen.formatter import STYLES, format_query
 from blockgen.ovid import OvidError, convert_ovid, summarize
 
@@ -21,13 +22,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "Convert a line-numbered Ovid MEDLINE or PubMed search strategy (one strategy per "
             "FILE) into one Boolean block query; what had to be dropped or approximated is "
             "listed on standard error. With --topics, convert every strategy of a JSONL file "
-            "(fields 'topic' and 'query') and print the figures."
+            "(fields 'topic' and 'query') and print the figures. "
+            "(`blockgen translate --from ovid --to pubmed` writes it for another engine.)"
         ),
     )
     p.add_argument("file", nargs="?", metavar="FILE", help="the strategy; '-' or nothing: standard input")
     p.add_argument("--topics", metavar="JSONL", help="a topics file (CLEF TAR topics.jsonl) to summarise instead")
     p.add_argument("--style", choices=STYLES, default="canonical", help="how to print the query")
-    p.add_argument("--json", action="store_true", help="print {query, dropped, lines} as JSON")
+    p.add_argument("--json", action="store_true", help="print {query, dropped, lines} as JSON (dropped: {kind, line, detail})")
     p.set_defaults(run=run)
     return p
 
@@ -37,22 +39,23 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     if args.topics:
         return _topics(Path(args.topics), stdout, stderr)
-    if args.file in (None, "-"):
-        text = stdin.read()
-    else:
-        path = Path(args.file)
-        if not path.is_file():
-            print(f"blockgen: file not found: {path}", file=stderr)
-            return 2
-        text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = read_input(args.file, None, stdin)
+    except InputError as err:
+        print(f"blockgen: {err}", file=stderr)
+        return 2
     try:
         conv = convert_ovid(text)
+        query = format_query(conv.query, style=args.style)
     except OvidError as err:
         print(f"blockgen: {err}", file=stderr)
         return 1
-    query = format_query(conv.query, style=args.style)
+    except RecursionError:
+        print("blockgen: the strategy nests too deeply to be printed", file=stderr)
+        return 2
     if args.json:
-        print(json.dumps({"query": query, "dropped": list(conv.dropped), "lines": conv.lines}, ensure_ascii=False), file=stdout)
+        record = {"query": query, "dropped": [n.as_dict() for n in conv.dropped], "lines": conv.lines}
+        print(json.dumps(record, ensure_ascii=False), file=stdout)
     else:
         print(query, file=stdout)
         for note in conv.dropped:
@@ -61,11 +64,13 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
 
 
 def _topics(path: Path, stdout: TextIO, stderr: TextIO) -> int:
-    if not path.is_file():
-        print(f"blockgen: topics file not found: {path}", file=stderr)
+    try:
+        text = read_input(str(path), None, sys.stdin)
+    except InputError as err:
+        print(f"blockgen: {err}", file=stderr)
         return 2
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -26,12 +26,12 @@ from lark.lexer import BasicLexer, ContextualLexer, Scanner, TextSlice
 GRAMMAR_NAME = "boolean_block.lark"
 
 
-def grammar_path() -> Path:
-    """Path of the grammar file (inside the installed package, or the source tree)."""
-    packaged = resources.files("blockgen") / "grammar" / GRAMMAR_NAME
+def grammar_path(name: str = GRAMMAR_NAME) -> Path:
+    """Path of a grammar file (inside the installed package, or the source tree)."""
+    packaged = resources.files("blockgen") / "grammar" / name
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "grammar" / GRAMMAR_NAME
+    return Path(__file__).resolve().parent.parent / "grammar" / name
 
 
 @lru_cache(maxsize=1)

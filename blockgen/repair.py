@@ -28,8 +28,8 @@ goes through three pure steps:
      text is valid as it stands; a quote with nothing after it is dropped;
    * characters no terminal can hold (``,`` ``;`` ``!`` a trailing ``.``, a leading ``-``,
      stray ``]``) are dropped, each run recorded as an edit; in a word, Ovid's ``$``
-     truncation becomes ``*`` and a curly apostrophe ``'``; curly double quotes become ``"``
-     (unless the text also has straight ones); a run of letters the grammar's
+     truncation becomes ``*`` and a curly apostrophe ``'``; typographic double quotes
+     (“ ” „ ‟ « ») become ``"``, also beside straight ones; a run of letters the grammar's
      words cannot hold (e.g. CJK) is kept as a quoted phrase; an unclosed tag at the very
      end (``acne[tiab``, ``[MeSH Terms``: at most two words, no operator) is closed, any
      other ``[`` is dropped.
@@ -73,6 +73,7 @@ from typing import Optional, Union
 from lark import Token
 from lark.exceptions import UnexpectedInput
 
+from blockgen.answers import AnswerError, extract_query
 from blockgen.formatter import format_query
 from blockgen.grammar import OPERATORS, lark_parser, terminal_regex
 from blockgen.parser import QuerySyntaxError, parse
@@ -88,7 +89,7 @@ _OPERAND_START = ("WORD", "PHRASE", "LPAR")
 _OPS = ("AND", "OR", "NOT")
 _OPEN_TAG = re.compile(r"\[[A-Za-z][A-Za-z \/:~0-9-]*")
 _OPEN_PHRASE = re.compile(r'"[^"\x00-\x1f\x7f]*')
-_CURLY_QUOTES = "\u201c\u201d\u201e\u201f"
+_CURLY_QUOTES = "\u201c\u201d\u201e\u201f\u00ab\u00bb"
 #: Inside a word: Ovid's truncation ``$`` is the grammar's ``*``; a curly apostrophe is ``'``.
 _IN_WORD = {"$": "*", "\u2019": "'", "\u2018": "'"}
 # an upper-case operator standing alone: where an unclosed phrase ends
@@ -170,12 +171,16 @@ def _longest_match(text: str, pos: int) -> Optional[tuple[str, str]]:
 
 
 def _normalise(text: str, edits: list[Edit]) -> str:
-    """Same-length rewrites: curly double quotes (when there is no straight one), odd blanks."""
-    curly = '"' not in text
+    """Same-length rewrites: typographic double quotes (also beside straight ones; inside a
+    phrase opened by a straight quote they are its text), odd blanks."""
     out = []
+    opener = ""  # what opened the phrase we are in: "", '"' or "curly"
     for i, ch in enumerate(text):
-        if curly and ch in _CURLY_QUOTES:
-            edits.append(Edit("normalised quote", i, f"{ch} -> \""))
+        if ch == '"':
+            opener = "" if opener else '"'
+        elif ch in _CURLY_QUOTES and opener != '"':
+            edits.append(Edit("normalised quote", i, f"typographic quote {ch} read as \""))
+            opener = "" if opener else "curly"
             ch = '"'
         elif ch.isspace() and ch not in _BLANKS:
             edits.append(Edit("replaced blank", i, f"{ch!r} -> ' '"))
@@ -582,12 +587,28 @@ def _unpaired_candidates(text: str) -> list[Optional[int]]:
 def repair(text: str, *, cut_off: bool = False) -> RepairResult:
     """Repair ``text`` into a valid query; see the module docstring for what it does.
 
-    ``cut_off=True`` says the text was cut (e.g. by a token budget): its last word, when it
-    touches the end, is dropped as possibly half-written. Raises :class:`RepairError` when
-    no term is left, ``TypeError`` for a non-string.
+    The query is first pulled out of a model's answer (:func:`blockgen.answers.extract_query`:
+    code fences, ``Query:`` prose, ``{"query": ...}`` wrappers, Elasticsearch bool queries),
+    recorded as an ``"extracted query"`` edit. ``cut_off=True`` says the text was cut (e.g.
+    by a token budget): its last word, when it touches the end, is dropped as possibly
+    half-written. Raises :class:`RepairError` when no term is left or the answer's query
+    cannot be taken out, ``TypeError`` for a non-string.
     """
     if not isinstance(text, str):
         raise TypeError(f"repair() needs a str, not {type(text).__name__}")
+    try:
+        answer = extract_query(text)
+    except AnswerError as err:
+        raise RepairError(str(err)) from None
+    if not answer.extracted:
+        return _repair_query(text, cut_off)
+    result = _repair_query(answer.text, cut_off)
+    taken = Edit("extracted query", 0, answer.detail, "" if answer.source == "elasticsearch" else text.replace(answer.text, "", 1))
+    return RepairResult(result.query, result.text, (taken,) + result.edits)
+
+
+def _repair_query(text: str, cut_off: bool) -> RepairResult:
+    """:func:`repair` of a query (the answer's wrapper already taken away)."""
     try:
         query = parse(text)
     except QuerySyntaxError:

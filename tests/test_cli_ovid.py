@@ -55,3 +55,27 @@ def test_topics_figures_count_every_strategy(tmp_path):
     code, out, _ = run(["ovid", "--topics", str(path)])
     assert code == 0
     assert "converted to valid queries: 3/3" in out and "clean or only limits dropped (date, language, humans): 3/3" in out
+
+
+def test_invalid_utf8_is_an_error_naming_the_byte_offset(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_bytes(b"exp Malaria/\nmal\xffaria.ti,ab.\n1 or 2\n")
+    code, out, err = run(["ovid", str(path)])
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "byte 16" in err
+
+
+def test_invalid_utf8_on_standard_input_is_an_error():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "blockgen.cli", "ovid"], input=b"a\xfe", capture_output=True)
+    assert proc.returncode == 2 and b"byte 1" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_a_deep_strategy_never_prints_a_traceback(tmp_path):
+    path = tmp_path / "deep.txt"
+    path.write_text("(" * 500 + "a" + ")" * 500 + "\n" + "\n".join(f"{i} not x{i}" for i in range(1, 601)))
+    code, out, err = run(["ovid", str(path)])
+    assert "Traceback" not in err
+    assert (code == 0 and out.strip()) or (code == 2 and err.count("\n") == 1)

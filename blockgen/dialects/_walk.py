@@ -1,0 +1,71 @@
+"""Bottom-up walks of query trees with an explicit stack (any depth, no recursion)."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, TypeVar
+
+from blockgen.query import And, Node, Not, Or
+
+__all__ = ["children", "fold_nodes", "is_inner", "map_leaves"]
+
+T = TypeVar("T")
+
+
+def is_inner(node: Node) -> bool:
+    """Whether ``node`` is an inner node (``Or``, ``And``, ``Not``)."""
+    return isinstance(node, (Or, And, Not))
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The operands of an inner node (``positive, negative`` for ``Not``); () for a leaf."""
+    if isinstance(node, (Or, And)):
+        return node.items
+    if isinstance(node, Not):
+        return (node.positive, node.negative)
+    return ()
+
+
+def fold_nodes(query: Node, leaf: Callable[[Node], T], inner: Callable[[Node, list[T]], T]) -> T:
+    """``leaf(node)`` for every leaf, ``inner(node, values of its children)`` for every inner
+    node, bottom-up; returns the value of ``query``."""
+    values: list[T] = []
+    stack: list[tuple[Node, bool]] = [(query, False)]
+    while stack:
+        node, done = stack.pop()
+        kids = children(node)
+        if not kids:
+            values.append(leaf(node))
+            continue
+        if not done:
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in reversed(kids))
+            continue
+        mine = values[len(values) - len(kids) :]
+        del values[len(values) - len(kids) :]
+        values.append(inner(node, mine))
+    return values[0]
+
+
+def map_leaves(query: Node, fn: Callable[[Node], Optional[Node]]) -> Optional[Node]:
+    """``query`` with every leaf replaced by ``fn(leaf)``; a leaf mapped to None is dropped
+    (an OR/AND without items is dropped, a NOT without its negative is its positive, a NOT
+    without its positive is dropped). Groups are rebuilt flat (``make_or``/``make_and``)."""
+    from blockgen.query import make_and, make_or
+
+    def inner(node: Node, kids: list[Optional[Node]]) -> Optional[Node]:
+        if isinstance(node, Not):
+            positive, negative = kids
+            if positive is None:
+                return None
+            if negative is None:
+                return positive
+            return node if (positive is node.positive and negative is node.negative) else Not(positive, negative)
+        kept = [k for k in kids if k is not None]
+        if not kept:
+            return None
+        original = children(node)
+        if len(kept) == len(original) and all(a is b for a, b in zip(kept, original)):
+            return node  # unchanged: keep the node (no deep comparison)
+        return make_or(kept) if isinstance(node, Or) else make_and(kept)
+
+    return fold_nodes(query, fn, inner)

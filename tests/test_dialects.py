@@ -1,0 +1,102 @@
+"""blockgen/dialects/__init__.py and the dialect= API of blockgen.parse / blockgen.format."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from hypothesis import given
+
+import blockgen
+from blockgen.dialects import DIALECTS, Dialect, DialectWarning, get_dialect, read, translate, write
+from blockgen.dialects.tags import canonical, parse_tag
+from blockgen.evaluate import Document, Evaluator
+from blockgen.query import And, Or, Phrase, Term
+
+from tests.dialect_trees import ANY_LEAVES, HIERARCHY, trees
+
+EV = Evaluator(HIERARCHY)
+
+
+def test_four_dialects_behind_one_interface():
+    assert DIALECTS == ("blockgen", "pubmed", "ovid", "lucene")
+    for name in DIALECTS:
+        dialect = get_dialect(name)
+        assert isinstance(dialect, Dialect) and dialect.name == name and dialect.description
+    with pytest.raises(ValueError, match="unknown dialect"):
+        get_dialect("scopus")
+
+
+def test_blockgen_is_the_default_and_unchanged():
+    text = '(climate change OR "global warming") AND twitter'
+    assert blockgen.parse(text) == blockgen.parse(text, dialect="blockgen") == blockgen.parser.parse(text)
+    query = blockgen.parse(text)
+    for style in blockgen.STYLES:
+        assert blockgen.format(query, style) == blockgen.format_query(query, style)
+        assert blockgen.format(query, style=style, dialect="blockgen") == blockgen.format_query(query, style)
+
+
+def test_the_same_text_means_what_each_engine_reads():
+    text = "a AND b OR c"
+    assert blockgen.parse(text) == And((Term("a"), Or((Term("b"), Term("c")))))
+    assert blockgen.parse(text, dialect="lucene") == Or((And((Term("a"), Term("b"))), Term("c")))
+    assert blockgen.parse(text, dialect="pubmed") == Or((And((Term("a"), Term("b"))), Term("c")))
+
+
+def test_notes_are_warnings_of_parse_and_format():
+    with pytest.warns(DialectWarning) as caught:
+        blockgen.parse("a not (b[mh] not c[mh])", dialect="pubmed")
+    assert [w.message.note.kind for w in caught] == ["lower-case operator", "lower-case operator"]
+    with pytest.warns(DialectWarning, match="proximity"):
+        blockgen.format(Phrase("a b c", "tiab:~1"), dialect="lucene")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        blockgen.format(Term("a", "tiab"), dialect="pubmed")  # nothing to say: no warning
+
+
+def test_style_is_for_blockgen_only():
+    with pytest.raises(ValueError, match="style"):
+        blockgen.format(Term("a"), style="pretty", dialect="pubmed")
+
+
+def test_translate_keeps_both_sides_notes():
+    result = translate("heart.tw.\nlimit 1 to humans", "ovid", "pubmed")
+    assert result.text == "heart[tw]" and [(n.kind, n.line) for n in result.read_notes] == [("limit line dropped", 2)]
+    result = translate('"rapid test*"[tw:~2]', "blockgen", "pubmed")
+    assert result.text == "(rapid[tw] AND test*[tw])" and not result.exact
+    assert [n.kind for n in result.write_notes] == ["proximity approximated"]
+
+
+@pytest.mark.parametrize(
+    "tag, field, proximity",
+    [("Title/Abstract", "tiab", None), ("MeSH Terms", "Mesh", None), ("mh:noexp", "Mesh:NoExp", None), ("tiab:~3", "tiab", 3),
+     ("Title/Abstract:~2", "tiab", 2), ("MeSH Major Topic", "majr", None), ("Some Field", "Some Field", None)],
+)
+def test_one_tag_table_for_every_spelling(tag, field, proximity):
+    decoded = parse_tag(tag)
+    assert (decoded.field, decoded.proximity) == (field, proximity)
+    assert canonical(canonical(tag)) == canonical(tag)
+
+
+@given(trees(ANY_LEAVES))
+def test_blockgen_round_trip_holds_for_every_tree_the_dialects_read(query):
+    writing = write(query, "blockgen")
+    assert writing.notes == ()
+    assert blockgen.parse(writing.text) == query
+
+
+@given(trees(ANY_LEAVES))
+def test_a_chain_of_exact_translations_keeps_the_meaning(query):
+    docs = [Document({"ti": "heart attack malaria", "ab": "rapid test for fever in children"}, {"Malaria, Falciparum": True}),
+            Document({"ti": "attack on the heart", "ab": "care"}, {"Fever": False})]
+    current, text, exact = query, None, True
+    for source, target in (("blockgen", "pubmed"), ("pubmed", "ovid"), ("ovid", "lucene"), ("lucene", "blockgen")):
+        try:
+            writing = write(current, target)
+        except blockgen.DialectError:
+            return
+        exact = exact and writing.exact
+        current = read(writing.text, target).query
+    if exact:
+        for doc in docs:
+            assert EV.matches(current, doc) == EV.matches(query, doc)
