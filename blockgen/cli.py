@@ -36,6 +36,7 @@ from blockgen.parser import QuerySyntaxError, parse
 SUBCOMMANDS: dict[str, str] = {
     "generate": "blockgen.cli_generate",
     "ovid": "blockgen.cli_ovid",
+    "grammar": "blockgen.cli_grammar",
 }
 
 Runner = Callable[..., int]
