@@ -147,13 +147,22 @@ def generate_on_ray(
 
 
 def _run(ray, prompts, model, adapter, template, workers, cpus, gpus, device, per_task, progress, options) -> list:
-    from tqdm.auto import tqdm
-
     import logging
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    context = ray.data.DataContext.get_current()
+    logger, context = logging.getLogger("ray.data"), ray.data.DataContext.get_current()
+    saved = logger.level, context.enable_progress_bars
+    logger.setLevel(logging.WARNING)  # no execution-plan chatter on stderr
     context.enable_progress_bars = False  # one bar, over prompts, below
+    try:
+        return _pipeline(ray, prompts, model, adapter, template, workers, cpus, gpus, device, per_task, progress, options)
+    finally:
+        logger.setLevel(saved[0])
+        context.enable_progress_bars = saved[1]
+
+
+def _pipeline(ray, prompts, model, adapter, template, workers, cpus, gpus, device, per_task, progress, options) -> list:
+    from tqdm.auto import tqdm
+
     if workers is None:
         resources = ray.cluster_resources()
         fits = resources.get("GPU", 0) / gpus if gpus else resources.get("CPU", 1) / cpus

@@ -40,7 +40,7 @@ def to_gbnf(parser: Any) -> str:
     lex = LexerModel(parser)
     builder = _Variants(lex)
     rules, root = builder.build()
-    rules = _remove_left_recursion(rules, builder.exits)
+    rules = _remove_left_recursion(rules)
     rules = _prune(rules, root)
     _check_no_left_recursion(rules)
     rules, root = _simplify(rules, root)
@@ -170,7 +170,7 @@ class _Variants:
 
 
 # --------------------------------------------------------------------------- left recursion
-def _remove_left_recursion(rules: dict, exits: dict) -> dict:
+def _remove_left_recursion(rules: dict) -> dict:
     """Rewrite lark's ``x: x a | b`` repetition rules (left-recursive) as right recursion.
 
     Right recursion, not ``b (a)*``: xgrammar 0.2.9 computed masks ~250x slower (729 vs
