@@ -31,6 +31,7 @@ Targets:
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Optional
 
 #: Export targets accepted by :func:`grammar` (``"sglang"`` is an alias of ``"vllm"``).
@@ -53,9 +54,19 @@ def grammar(target: str, parser: Optional[Any] = None) -> str:
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
     if parser is None:
-        from blockgen.grammar import lark_parser
+        return _own(target)
+    return _export(target, parser)
 
-        parser = lark_parser()
+
+@lru_cache(maxsize=None)
+def _own(target: str) -> str:
+    """The export of blockgen's own grammar (computed once per process: the GBNF takes ~1 s)."""
+    from blockgen.grammar import lark_parser
+
+    return _export(target, lark_parser())
+
+
+def _export(target: str, parser: Any) -> str:
     if target == "gbnf":
         from blockgen.gbnf import to_gbnf
 
