@@ -6,6 +6,7 @@
 * ``repair``: how well :func:`blockgen.repair.repair` fixes real broken model output;
 * ``dialects``: parse rate and term retention of the dialect readers on real strategies, and
   repair of real and wrapped LLM answers.
+* ``closing``: an engine's grammar mask cut at the budget + repair (as with vLLM) vs blockgen's closing.
 
 Each prints a table and writes ``benchmarks/results/NAME.json`` and ``NAME.png``.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects")
+BENCHMARKS = ("mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

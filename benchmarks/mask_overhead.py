@@ -6,8 +6,8 @@
 Measured, for blockgen's grammar and the real Llama 3 tokenizer (128,256 tokens):
 
 * setup in this process: tokenizer conversion and grammar compile time, for
-  (a) Outlines + llguidance (blockgen's path) and (b) xgrammar (reference, with the
-  hand-written equivalent EBNF of :mod:`benchmarks.xgrammar_ebnf`);
+  (a) Outlines + llguidance (blockgen's path) and (b) xgrammar (reference, with blockgen's
+  GBNF export, the same language: :mod:`benchmarks.xgrammar_ebnf`);
 * cold start in a fresh process: wall time from spawning ``python`` to the first token mask,
   for blockgen's path with an empty and with a filled on-disk tokenizer cache
   (``$BLOCKGEN_CACHE`` pointed at a temporary directory), and for xgrammar;
@@ -168,17 +168,14 @@ def measure_llguidance(tokenizer, sequences: Sequence[Sequence[int]], eos: int) 
     }
 
 
-XGRAMMAR_ENGINES = {
-    "xgrammar (equivalent EBNF)": "ebnf",
-    "xgrammar (single-space EBNF, narrower)": "ebnf_single_space",
-}
+XGRAMMAR_ENGINES = {"xgrammar (blockgen GBNF export)": "gbnf"}
 
 
-def _xgrammar_parts(tokenizer, grammar_source: str = "ebnf"):
-    """xgrammar's tokenizer info and compiled grammar: ``ebnf``, ``ebnf_single_space`` or ``from_lark``."""
+def _xgrammar_parts(tokenizer, grammar_source: str = "gbnf"):
+    """xgrammar's tokenizer info and compiled grammar: ``gbnf`` (blockgen's export) or ``from_lark``."""
     import xgrammar as xgr
 
-    from benchmarks.xgrammar_ebnf import GRAMMARS
+    from benchmarks.xgrammar_ebnf import ebnf
     from blockgen.grammar import grammar_text
 
     info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer), stop_token_ids=[tokenizer.eos_token_id])
@@ -186,12 +183,12 @@ def _xgrammar_parts(tokenizer, grammar_source: str = "ebnf"):
     if grammar_source == "from_lark":
         grammar = xgr.Grammar.from_lark(grammar_text())
     else:
-        grammar = xgr.Grammar.from_ebnf(GRAMMARS[grammar_source])
+        grammar = xgr.Grammar.from_ebnf(ebnf())
     return info, compiler.compile_grammar(grammar)
 
 
-def measure_xgrammar(tokenizer, sequences: Sequence[Sequence[int]], eos: int, grammar_source: str = "ebnf") -> TokenTimes:
-    """Mask/accept times of ``xgrammar.GrammarMatcher`` (one of the EBNF grammars), plus apply."""
+def measure_xgrammar(tokenizer, sequences: Sequence[Sequence[int]], eos: int, grammar_source: str = "gbnf") -> TokenTimes:
+    """Mask/accept times of ``xgrammar.GrammarMatcher`` (blockgen's GBNF export), plus apply."""
     import torch
     import xgrammar as xgr
 
@@ -248,14 +245,14 @@ def measure_setup(tokenizer, with_xgrammar: bool) -> list[dict[str, Any]]:
     if with_xgrammar:
         import xgrammar as xgr
 
-        from benchmarks.xgrammar_ebnf import GRAMMARS
+        from benchmarks.xgrammar_ebnf import ebnf
 
         info, convert_s = report.timed(
             lambda: xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer), stop_token_ids=[tokenizer.eos_token_id])
         )
         for engine, source in XGRAMMAR_ENGINES.items():
             compiler = xgr.GrammarCompiler(info, max_threads=1, cache_enabled=False)
-            compiled, compile_s = report.timed(lambda: compiler.compile_grammar(xgr.Grammar.from_ebnf(GRAMMARS[source])))
+            compiled, compile_s = report.timed(lambda: compiler.compile_grammar(xgr.Grammar.from_ebnf(ebnf())))
             again = [report.timed(lambda: xgr.GrammarMatcher(compiled))[1] for _ in range(20)]
             rows.append(
                 {
@@ -270,25 +267,24 @@ def measure_setup(tokenizer, with_xgrammar: bool) -> list[dict[str, Any]]:
 
 
 def grammar_agreement(tokenizer, queries: Sequence[str], n_random: int = 5000, seed: int = 0) -> list[dict[str, Any]]:
-    """How often xgrammar (hand-written EBNF, and automatic ``from_lark``) agrees with blockgen's parser.
+    """How often xgrammar (blockgen's GBNF export, and automatic ``from_lark``) agrees with blockgen's parser.
 
     The corpus: the real queries plus ``n_random`` random strings over the grammar's tricky
     characters and operators (seeded).
     """
-    from benchmarks.xgrammar_ebnf import agreement, single_spaced, xgrammar_accepts
+    from benchmarks.xgrammar_ebnf import agreement, xgrammar_accepts
     from blockgen import is_valid
 
     rng = random.Random(seed)
     alphabet = list("ANDORTandort xy()\"[]:>=<*?-'./é") + ["AND", "OR", "NOT", " AND ", " OR "]
     corpus = list(queries) + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(n_random)]
     labels = {
-        "ebnf": "xgrammar_ebnf.EBNF (hand-written)",
-        "ebnf_single_space": "xgrammar_ebnf.EBNF_SINGLE_SPACE, on single-spaced strings",
+        "gbnf": "blockgen.export.grammar('gbnf')",
         "from_lark": "xgrammar.Grammar.from_lark(grammar_text())",
     }
     rows = []
     for source, label in labels.items():
-        strings = [t for t in corpus if single_spaced(t)] if source == "ebnf_single_space" else corpus
+        strings = corpus
         _, compiled = _xgrammar_parts(tokenizer, source)
         agree, differ = agreement(strings, xgrammar_accepts(compiled), is_valid)
         rows.append(
@@ -332,12 +328,12 @@ def _child(engine: str, tokenizer_spec: str) -> None:
     phases["tokenizer_s"] = clock() - t0
     t0 = clock()
     if engine == "xgrammar":
-        from benchmarks.xgrammar_ebnf import EBNF
+        from benchmarks.xgrammar_ebnf import ebnf
 
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer), stop_token_ids=[tokenizer.eos_token_id])
         phases["engine_tokenizer_s"] = clock() - t0
         t0 = clock()
-        compiled = xgr.GrammarCompiler(info, max_threads=1, cache_enabled=False).compile_grammar(xgr.Grammar.from_ebnf(EBNF))
+        compiled = xgr.GrammarCompiler(info, max_threads=1, cache_enabled=False).compile_grammar(xgr.Grammar.from_ebnf(ebnf()))
         matcher = xgr.GrammarMatcher(compiled)
         phases["compile_s"] = clock() - t0
         t0 = clock()
@@ -394,7 +390,7 @@ def measure_cold_start(tokenizer_spec: str, reps: int, with_xgrammar: bool) -> l
         ("Outlines torch processor + llguidance, warm cache", "llguidance-torch", False),
     ]
     if with_xgrammar:
-        cases.append(("xgrammar (equivalent EBNF)", "xgrammar", False))
+        cases.append(("xgrammar (blockgen GBNF export)", "xgrammar", False))
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in cases}
     for _ in range(reps):
         with tempfile.TemporaryDirectory(prefix="blockgen-cache-") as tmp:
@@ -485,7 +481,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="tiny,h512,h1024,llama3.2-1b", help=f"forward-step shapes, comma-separated, from {','.join(MODEL_SHAPES)} ('' to skip)")
     p.add_argument("--batches", default="1,10", help="forward-step batch sizes, comma-separated")
     p.add_argument("--no-xgrammar", action="store_true", help="skip the xgrammar reference")
-    p.add_argument("--xgrammar-limit", type=int, default=100, help="queries measured with xgrammar (it is slow on this grammar; 0: all)")
+    p.add_argument("--xgrammar-limit", type=int, default=100, help="queries measured with xgrammar (0: all)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default benchmarks/results)")
     p.add_argument("--child", choices=["llguidance", "llguidance-torch", "xgrammar"], help=argparse.SUPPRESS)
@@ -515,7 +511,7 @@ def _token_row(engine: str, times: TokenTimes) -> dict[str, Any]:
 def plot(path: Path, token_rows: list[dict[str, Any]], times: dict[str, TokenTimes], forward_rows: list[dict[str, Any]]) -> Path:
     """Left: distribution of per-token mask/step times. Right: grammar step vs forward step (log ms)."""
     fig, (left, right) = report.new_figure(ncols=2, width=7.0, height=4.5)
-    short = {LLG_BLOCKGEN: "llguidance\n(numpy)", LLG_TORCH: "llguidance\n(torch)", "xgrammar (equivalent EBNF)": "xgrammar", "xgrammar (single-space EBNF, narrower)": "xgrammar\n1-space"}
+    short = {LLG_BLOCKGEN: "llguidance\n(numpy)", LLG_TORCH: "llguidance\n(torch)", "xgrammar (blockgen GBNF export)": "xgrammar\n(GBNF)"}
     labels, data = [], []
     for engine, t in times.items():
         name = short.get(engine, engine)
@@ -605,14 +601,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     times = dict(measure_llguidance(tokenizer, sequences, eos))
     if with_x:
-        from benchmarks.xgrammar_ebnf import single_spaced
-
         x_sequences = sequences[: args.xgrammar_limit] if args.xgrammar_limit else sequences
         for engine, source in XGRAMMAR_ENGINES.items():
-            seqs = x_sequences
-            if source == "ebnf_single_space":
-                seqs = [ids for ids in x_sequences if single_spaced(tokenizer.decode(ids))]
-            times[engine] = measure_xgrammar(tokenizer, seqs, eos, source)
+            times[engine] = measure_xgrammar(tokenizer, x_sequences, eos, source)
     token_rows = [_token_row(engine, t) for engine, t in times.items()]
     report.print_table(
         token_rows,

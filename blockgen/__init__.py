@@ -16,6 +16,8 @@ from blockgen.parser import parse as _parse_blockgen
 from blockgen.query import And, Block, Comparison, Field, Node, Not, Or, Phrase, Query, Term, blocks, terms
 from blockgen.ovid import OvidConversion, OvidError, convert_ovid, from_ovid
 from blockgen.repair import Edit, RepairError, RepairResult, repair, shortest_completion, try_repair
+from blockgen import export
+from blockgen.export import ExportError
 
 __version__ = "0.1.0"
 
@@ -67,6 +69,7 @@ __all__ = [
     "Writing", "get_dialect", "read", "translate", "write",
     "Document", "evaluate", "select", "Extraction", "extract_query",
     "QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError",
+    "export", "ExportError", "generate_on_ray",
 ]
 
 # The generation API needs torch and transformers; it is imported on first use, so that
@@ -79,4 +82,8 @@ def __getattr__(name: str):
         from blockgen import generate
 
         return getattr(generate, name)
+    if name == "generate_on_ray":  # Ray batch generation (needs torch; Ray only when called)
+        from blockgen.distributed import generate_on_ray
+
+        return generate_on_ray
     raise AttributeError(f"module 'blockgen' has no attribute {name!r}")

@@ -37,6 +37,7 @@ SUBCOMMANDS: dict[str, str] = {
     "generate": "blockgen.cli_generate",
     "ovid": "blockgen.cli_ovid",
     "translate": "blockgen.cli_translate",
+    "grammar": "blockgen.cli_grammar",
 }
 
 Runner = Callable[..., int]

@@ -36,6 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="generate on Ray workers (blockgen.distributed): a local Ray instance, or join ADDRESS ('auto', 'host:6379')")
     p.set_defaults(run=run)
     return p
 
@@ -74,22 +76,27 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
         prompts = _prompts(args, stdin)
         if args.adapter and not args.model:
             raise GenerationError("--adapter needs --model (the base model it was trained on)")
-        if args.model:
-            gen = QueryGenerator.from_pretrained(args.model, adapter=args.adapter, device=args.device, template=args.template)
+        if args.ray is not None:
+            from blockgen.distributed import generate_from_args
+
+            results = generate_from_args(prompts, args)
         else:
-            gen = QueryGenerator.default(device=args.device)
-            gen.template = args.template
-        results = gen.generate(
-            prompts,
-            n=args.n,
-            constrained=not args.free,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            progress=len(prompts) > 1,
-        )
+            if args.model:
+                gen = QueryGenerator.from_pretrained(args.model, adapter=args.adapter, device=args.device, template=args.template)
+            else:
+                gen = QueryGenerator.default(device=args.device)
+                gen.template = args.template
+            results = gen.generate(
+                prompts,
+                n=args.n,
+                constrained=not args.free,
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                progress=len(prompts) > 1,
+            )
     except (GenerationError, ModelLoadError) as err:
         print(f"blockgen generate: {err}", file=stderr)
         return 2

@@ -217,17 +217,14 @@ def xgrammar_tokenizer():
     return small_tokenizer()
 
 
-@pytest.mark.parametrize("source", ["ebnf", "ebnf_single_space"])
-def test_xgrammar_ebnf_accepts_what_blockgen_accepts(xgrammar_tokenizer, source):
+def test_xgrammar_with_the_gbnf_export_accepts_what_blockgen_accepts(xgrammar_tokenizer):
     from benchmarks.mask_overhead import _xgrammar_parts
-    from benchmarks.xgrammar_ebnf import agreement, single_spaced, xgrammar_accepts
+    from benchmarks.xgrammar_ebnf import agreement, xgrammar_accepts
     from blockgen import is_valid
     from tests.test_grammar import EXAMPLES
 
-    _, compiled = _xgrammar_parts(xgrammar_tokenizer, source)
+    _, compiled = _xgrammar_parts(xgrammar_tokenizer, "gbnf")
     texts = list(EXAMPLES) + ["a  OR\tb", " a ", "aAND(b)", "a AND(b)", '"x"[tiab] NOT y:z', "x>=2019 OR \"p\"[Mesh]"]
-    if source == "ebnf_single_space":
-        texts = [t for t in texts if single_spaced(t)]
     agree, differ = agreement(texts, xgrammar_accepts(compiled), is_valid)
     assert differ == [] and agree == len(texts)
 
@@ -372,7 +369,8 @@ def test_mask_overhead_smoke_run_on_a_small_tokenizer(tmp_path, capsys):
     assert data["meta"]["queries"] == 2 and data["meta"]["skipped_invalid"] == 1
     llg = data["per_token"][0]
     assert llg["engine"].startswith("llguidance (blockgen") and llg["tokens"] > 0 and llg["eos_allowed_at_end"] == 2
-    assert all(row["agree"] == row["strings"] for row in data["xgrammar_agreement"][:2])
+    export_row, _from_lark = data["xgrammar_agreement"]
+    assert export_row["xgrammar_grammar"].startswith("blockgen.export") and export_row["agree"] == export_row["strings"]
     assert data["forward"][0]["model"] == "tiny"
     assert (tmp_path / "out" / "mask_overhead.png").is_file()
     assert "Per token" in capsys.readouterr().out
