@@ -360,16 +360,20 @@ class BudgetedMatcher:
     def preview(self, token: int, *, repeats: bool = True) -> Optional[Prefix]:
         """The prefix after ``token`` if the budget rule (and, with ``repeats``, the repeat rule) allows it.
 
-        Does not consult the grammar mask: a token the grammar refuses gives ``None``
-        because its prefix is not viable. EOS gives the current prefix when the query is complete.
+        A token the grammar refuses (llguidance's matcher says so, about 1 µs) gives ``None``.
+        EOS gives the current prefix when the query is complete.
         """
         if self.done or self.remaining < 1:
+            return None
+        # llguidance has the last word on the grammar (e.g. which characters a cut UTF-8 byte may start)
+        if token in self.eos_ids:
+            if not self.prefix.complete or not self._llm.validate_tokens([self.engine.eos_token_id]):
+                return None
+        elif not (0 <= token < self.engine.vocab_size) or not self._llm.validate_tokens([token]):
             return None
         if self._forced:
             return self.prefix.extend(self.engine.tokens[token]) if token == self._forced[0] else None
         if token in self.eos_ids:
-            if not self.prefix.complete:
-                return None
             if repeats and self.no_repeats and self._repeat_at_end():
                 return None
             return self.prefix
@@ -386,6 +390,12 @@ class BudgetedMatcher:
         if repeats and self.no_repeats and _repeat_count(new.leaves) > _repeat_count(self.prefix.leaves):
             return None
         return new
+
+    def grammar_allows(self, token: int) -> bool:
+        """Whether the grammar (llguidance) allows ``token`` now, budget aside."""
+        if token in self.eos_ids:
+            return bool(self._llm.validate_tokens([self.engine.eos_token_id]))
+        return 0 <= token < self.engine.vocab_size and bool(self._llm.validate_tokens([token]))
 
     def _repeat_at_end(self) -> bool:
         leaves = self.prefix.leaves_at_end()

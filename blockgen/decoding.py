@@ -34,10 +34,12 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from blockgen.constrained import BatchMasks, BudgetedMatcher, GrammarEngine
-from blockgen.sampling import Sampling, sample
+from blockgen.sampling import RowDraws, Sampling, sample
 
 #: How many other tokens are drawn when a sampled token would break the budget or repeat a term.
 RESAMPLE_TRIES = 8
+#: Draws per row (rejection sampling) before a row gets its grammar mask (lazy masks).
+LAZY_DRAWS = 16
 #: Candidates ranked by score when redrawing did not find a token that fits.
 FALLBACK_TOP_K = 64
 #: Models up to this many parameters count as small for the thread policy.
@@ -71,7 +73,8 @@ class StepStats:
     ``forward``: the model call; ``wait``: waiting for the background masks after it;
     ``mask``: applying the grammar bias; ``sample``: the log-normaliser and the batched draw;
     ``check``: the budget and repeat checks, redraws and the matchers' advance; ``rows``: rows
-    still decoding; ``mask_work``: time the background thread spent filling masks.
+    still decoding; ``mask_work``: time spent filling masks (background or not); ``refused``:
+    rows whose sampled token was refused (lazy masks), which then got their mask.
     """
 
     forward: list[float] = field(default_factory=list)
@@ -81,6 +84,7 @@ class StepStats:
     check: list[float] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     mask_work: list[float] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)
 
 
 class ModelRunner:
@@ -145,12 +149,18 @@ def decode(
     no_repeats: bool = False,
     mask_threads: int = 1,
     special_ids: frozenset = frozenset(),
+    masks_mode: str = "auto",
     stats: Optional[StepStats] = None,
 ) -> list[RowResult]:
     """Decode one batch of tokenized prompts (left-padded here); one :class:`RowResult` per prompt.
 
     ``engine`` given: constrained decoding (every result parses); ``None``: free decoding.
     ``tokens``: the bytes of every token id (to write the text without ``tokenizer.decode``).
+    ``masks_mode``: ``"lazy"`` checks each row's sampled token first and fills grammar masks
+    only for rows whose token is refused (exact for greedy decoding and for sampling without
+    ``top_p``: rejection sampling); ``"background"`` fills every row's mask during the
+    forward pass (needed for nucleus sampling, whose nucleus is taken after the grammar);
+    ``"auto"`` (default) picks lazy whenever it is exact.
     """
     import torch
 
@@ -170,10 +180,12 @@ def decode(
     results = [RowResult() for _ in range(rows)]
     matchers: list[Optional[BudgetedMatcher]] = [None] * rows
     masks: Optional[BatchMasks] = None
+    lazy = masks_mode == "lazy" or (masks_mode == "auto" and (sampling.greedy or sampling.top_p >= 1))
     if engine is not None:
         matchers = [engine.matcher(max_new_tokens, no_repeats=no_repeats, eos_ids=eos_ids) for _ in range(rows)]
-        masks = BatchMasks(engine, rows, threads=mask_threads, extra_eos=sorted(eos_ids - {engine.eos_token_id}))
-        masks.start([(m, r) for r, m in enumerate(matchers)])
+        masks = BatchMasks(engine, rows, threads=mask_threads, background=not lazy, extra_eos=sorted(eos_ids - {engine.eos_token_id}))
+        if not lazy:
+            masks.start([(m, r) for r, m in enumerate(matchers)])
     alive = [True] * rows
     past = None
     step_ids, step_positions = input_ids, positions
@@ -183,10 +195,11 @@ def decode(
                 t0 = clock()
                 logits, past = runner(step_ids, attention, step_positions, past)
                 logits = logits.float().cpu()
-                if masks is None and logits.shape[-1] > len(tokens):
+                width = logits.shape[-1]
+                if masks is None and width > len(tokens):
                     logits[:, len(tokens) :] = -float("inf")  # ids beyond the tokenizer write nothing
                 t1 = clock()
-                bias = masks.result(logits.shape[-1]) if masks is not None else None
+                bias = masks.result(width) if masks is not None and not lazy else None
                 t2 = clock()
                 top = logits.max(-1, keepdim=True).values
                 lse = (top + (logits - top).exp_().sum(-1, keepdim=True).log_())[:, 0].tolist()
@@ -194,39 +207,69 @@ def decode(
                 if bias is not None:
                     np.add(logits.numpy(), bias, out=logits.numpy())
                 t4 = clock()
-                picks = sample(logits, sampling, generator).tolist()
+                draws = RowDraws(logits, sampling, generator) if lazy and masks is not None else None
+                picks = draws.first() if draws is not None else sample(logits, sampling, generator).tolist()
                 t5 = clock()
                 decoding = sum(alive)
-                next_tokens = []
+                chosen: dict[int, int] = {}
+                refused: list[int] = []
                 for r in range(rows):
                     if not alive[r]:
-                        next_tokens.append(pad_id)
                         continue
-                    res = results[r]
                     tok = int(picks[r])
                     m = matchers[r]
-                    if m is not None:
-                        tok, steered = _choose(m, tok, logits[r], sampling, generator)
-                        res.steered |= steered
-                    elif tok in special_ids and tok not in eos_ids:
-                        tok = _redraw_free(tok, logits[r], sampling, generator, special_ids, eos_ids)
+                    if m is None:
+                        chosen[r] = _redraw_free(tok, logits[r], sampling, generator, special_ids, eos_ids) if tok in special_ids and tok not in eos_ids else tok
+                    elif not lazy:
+                        chosen[r], steered = _choose(m, tok, logits[r], sampling, generator)
+                        results[r].steered |= steered
+                    else:
+                        taken, steered = _take_unmasked(m, tok, r, draws)
+                        results[r].steered |= steered
+                        if taken is None:
+                            refused.append(r)
+                        else:
+                            chosen[r] = taken
+                t6 = clock()
+                t7 = t6
+                if refused:
+                    # only these rows need their grammar mask: fill them in parallel, then choose again
+                    masks.start([(matchers[r], r) for r in refused])
+                    row_bias = masks.result(width)[refused]
+                    t7 = clock()
+                    index = torch.tensor(refused)
+                    sub = logits[index]
+                    np.add(sub.numpy(), row_bias, out=sub.numpy())
+                    redraw = sample(sub, sampling, generator).tolist()
+                    for j, r in enumerate(refused):
+                        allowed_before = bool(row_bias[j, int(picks[r])] == 0) if int(picks[r]) < width else False
+                        chosen[r], steered = _choose(matchers[r], int(redraw[j]), sub[j], sampling, generator)
+                        results[r].steered |= steered or allowed_before  # a grammar-valid token refused: the budget or a repeat
+                    logits[index] = sub
+                next_tokens = []
+                for r in range(rows):
+                    if r not in chosen:
+                        next_tokens.append(pad_id)
+                        continue
+                    res, tok = results[r], chosen[r]
                     res.logprob += float(logits[r, tok]) - lse[r]  # the grammar bias of a written token is 0
                     next_tokens.append(tok)
                     if tok in eos_ids:
                         alive[r], res.ended, res.seconds = False, True, clock() - t_start
                     else:
                         res.ids.append(tok)
-                t6 = clock()
+                t8 = clock()
                 if stats is not None:
                     stats.forward.append(t1 - t0)
-                    stats.wait.append(t2 - t1)
+                    stats.wait.append((t2 - t1) + (t7 - t6))
                     stats.sample.append((t3 - t2) + (t5 - t4))
                     stats.mask.append(t4 - t3)
-                    stats.check.append(t6 - t5)
+                    stats.check.append((t6 - t5) + (t8 - t7))
                     stats.rows.append(decoding)
+                    stats.refused.append(len(refused))
                 if not any(alive) or step == max_new_tokens - 1:
                     break
-                if masks is not None:
+                if masks is not None and not lazy:
                     masks.start([(matchers[r], r) for r in range(rows) if alive[r]])
                 step_ids = torch.tensor(next_tokens, dtype=torch.long, device=device)[:, None]
                 still = torch.tensor([1 if a else 0 for a in alive], dtype=torch.long, device=device)[:, None]
@@ -248,6 +291,34 @@ def decode(
         else:
             res.text = b"".join(tokens[i] for i in res.ids if i not in special_ids and 0 <= i < len(tokens)).decode("utf-8", "replace")
     return results
+
+
+def _take_unmasked(m: BudgetedMatcher, tok: int, row: int, draws: Any) -> tuple[Optional[int], bool]:
+    """Lazy masks: rejection sampling. Returns the token written (or ``None``: the row needs its
+    mask) and whether the budget or repeat rule refused a token the grammar allows.
+
+    Draws again from the row's distribution until a token passes the grammar (llguidance's
+    check of one token), the budget and the repeat rule, at most :data:`LAZY_DRAWS` times.
+    A forced step (the rest of an operator, a closer) needs no mask either.
+    """
+    steered = False
+    if m.finishing:
+        forced, _cls = m.finish_plan()
+        if forced is None:
+            return None, True
+        prefix = m.preview(forced, repeats=False)
+        if prefix is None:  # the grammar engine and blockgen disagree: a bug, not a user error
+            raise RuntimeError(f"blockgen's closing token {forced} does not fit after {m.text!r}")
+        m.advance(forced, prefix)
+        return forced, tok != forced
+    for _ in range(LAZY_DRAWS):
+        prefix = m.preview(tok)
+        if prefix is not None:
+            m.advance(tok, prefix)
+            return tok, steered
+        steered = steered or m.grammar_allows(tok)
+        tok = draws.again(row)
+    return None, steered
 
 
 def _choose(m: BudgetedMatcher, tok: int, row: Any, sampling: Sampling, generator: Any) -> tuple[int, bool]:

@@ -78,6 +78,78 @@ def sample(logits: Any, sampling: Sampling, generator: Any) -> Any:
     return picks
 
 
+class RowDraws:
+    """Repeated draws from the rows of one step's logits: rejection sampling without a mask.
+
+    ``first()`` draws one token per row (as :func:`sample`); ``again(row)`` draws another,
+    independently, from the same row's distribution (about 30 µs: the softmax and the block
+    sums are reused). Greedy: ``again`` gives the next best token. Accepting the first draw
+    that passes a test gives exactly the distribution restricted to the tokens that pass
+    (rejection sampling). Only for ``top_p == 1``: a nucleus is taken after the grammar.
+    """
+
+    def __init__(self, logits: Any, sampling: Sampling, generator: Any):
+        import torch
+
+        if sampling.top_p < 1 and not sampling.greedy:
+            raise ValueError("RowDraws needs top_p == 1 (the nucleus depends on the grammar mask)")
+        self.logits = logits
+        self.sampling = sampling
+        self.generator = generator
+        self._ranked: dict[int, list[int]] = {}
+        if sampling.greedy:
+            self.probs = None
+            return
+        scaled = logits / sampling.temperature if sampling.temperature != 1 else logits
+        self.probs = torch.softmax(scaled, dim=-1)
+        rows, vocab = self.probs.shape
+        self.width = min(_BLOCK, vocab)
+        full = vocab // self.width
+        mass = self.probs[:, : full * self.width].reshape(rows, full, self.width).sum(-1)
+        if full * self.width < vocab:
+            mass = torch.cat([mass, self.probs[:, full * self.width :].sum(-1, keepdim=True)], dim=1)
+        self.cum = mass.to(torch.float64).cumsum(-1)
+
+    def first(self) -> list[int]:
+        """One token per row."""
+        import torch
+
+        if self.probs is None:
+            return self.logits.argmax(-1).tolist()
+        picks, total = _draw(self.probs, self.cum, self.width, self.generator)
+        bad = ~(torch.isfinite(total) & (total > 0))
+        if bad.any():
+            picks[bad] = self.logits[bad].argmax(-1)
+        return picks.tolist()
+
+    def again(self, row: int) -> int:
+        """Another draw from ``row`` (greedy: the next best token)."""
+        import torch
+
+        if self.probs is None:
+            ranked = self._ranked.get(row)
+            if ranked is None:
+                ranked = self._ranked[row] = torch.topk(self.logits[row], min(256, self.logits.shape[-1])).indices.tolist()[::-1]
+                ranked.pop()  # the best one was first()
+            return ranked.pop() if ranked else int(self.logits[row].argmax())
+        u = torch.rand((), generator=self.generator, dtype=torch.float64) * self.cum[row, -1]
+        return self._at(row, u)
+
+    def _at(self, row: int, u: Any) -> int:
+        import torch
+
+        cum = self.cum[row]
+        total = float(cum[-1])
+        if not total > 0 or total != total or total == float("inf"):
+            return int(self.logits[row].argmax())
+        block = int(torch.searchsorted(cum, u.reshape(1)).clamp(max=len(cum) - 1))
+        before = float(cum[block - 1]) if block else 0.0
+        start = block * self.width
+        inner = self.probs[row, start : start + self.width].to(torch.float64).cumsum(-1)
+        pos = int(torch.searchsorted(inner, (u - before).reshape(1)).clamp(max=len(inner) - 1))
+        return start + pos
+
+
 def _inverse_cdf(probs: Any, generator: Any) -> tuple[Any, Any]:
     """Draw one index per row with probability ``probs`` (rows need not sum exactly to 1).
 
@@ -91,7 +163,14 @@ def _inverse_cdf(probs: Any, generator: Any) -> tuple[Any, Any]:
     mass = probs[:, : full * width].reshape(rows, full, width).sum(-1)
     if full * width < vocab:
         mass = torch.cat([mass, probs[:, full * width :].sum(-1, keepdim=True)], dim=1)
-    cum = mass.to(torch.float64).cumsum(-1)
+    return _draw(probs, mass.to(torch.float64).cumsum(-1), width, generator)
+
+
+def _draw(probs: Any, cum: Any, width: int, generator: Any) -> tuple[Any, Any]:
+    """One draw per row given the rows' cumulative block masses ``cum``."""
+    import torch
+
+    rows, vocab = probs.shape
     blocks = cum.shape[1]
     u = torch.rand(rows, 1, generator=generator, dtype=torch.float64) * cum[:, -1:]
     block = torch.searchsorted(cum, u).clamp_(max=blocks - 1)  # (rows, 1)

@@ -65,3 +65,19 @@ def test_a_sampled_token_is_never_one_with_minus_infinity(vocab, allowed, seed, 
     logits.scatter_(1, ids, torch.randn(3, allowed, generator=g) * 5)
     drawn = sample(logits, Sampling(temperature=temperature, top_p=top_p), g)
     assert all(math.isfinite(float(logits[r, t])) for r, t in enumerate(drawn.tolist()))
+
+
+def test_row_draws_again_follows_the_same_distribution_and_greedy_walks_down_the_ranking():
+    from blockgen.sampling import RowDraws
+
+    g = torch.Generator().manual_seed(2)
+    logits = torch.tensor([[0.0, 1.0, 2.0, -math.inf, 0.5] * 300, [3.0, 0.0, 1.0, 2.0, -1.0] * 300])
+    draws = RowDraws(logits, Sampling(), g)
+    again = torch.tensor([draws.again(0) for _ in range(20000)])
+    counts = torch.bincount(again % 5, minlength=5).float() / len(again)
+    assert float((counts - torch.softmax(logits[0, :5], -1)).abs().max()) < 0.015
+    greedy = RowDraws(logits[:, :5], Sampling(temperature=0), g)
+    assert greedy.first() == [2, 0]
+    assert [greedy.again(1) for _ in range(3)] == [3, 2, 1]
+    with pytest.raises(ValueError):
+        RowDraws(logits, Sampling(top_p=0.9), g)
