@@ -18,13 +18,14 @@ Figures, each defined exactly:
   ``model.generate`` free and with :func:`blockgen.hf.constrain`.
 * **constrained / free** = per round, constrained time per token / free time per token of
   the same path; the median over rounds is reported.
-* **grammar time per row per token** (blockgen's decoder) = per decoding step, the time the
-  decoding thread spends on the grammar *after* the forward pass returns (waiting for the
-  background masks, adding the mask to the logits, the budget/repeat checks and advancing
-  the matchers) / rows still decoding in that step; p50 over every step of every round. The
-  masks themselves are filled in a background thread *during* the forward pass; that work is
-  reported separately (**mask work per row**), as is the difference of the two paths' time
-  per token (which also counts any slow-down of the forward pass by the mask thread).
+* **grammar time per row per token** (blockgen's decoder) = per decoding step, all the time
+  the decoding thread spends on the grammar after the forward pass returns (checking each
+  row's sampled token with llguidance and the incremental need, redrawing refused tokens,
+  filling the masks of rows that still need one, adding them to the logits, advancing the
+  matchers) / rows still decoding in that step; p50 (and p90) over every step of every
+  round. With lazy masks (the default for plain sampling) nothing runs during the forward
+  pass. Also reported: the mask-filling time per row per token (a mean) and the share of rows
+  that needed a mask, and the difference of the two modes' time per token (p50 of rounds).
 * **cold start** = wall time from spawning a fresh ``python`` to the first grammar mask,
   with a warm on-disk cache (``$BLOCKGEN_CACHE`` pointed at a temporary directory filled by a
   first, uncounted process), median of ``--cold-reps`` processes. The child imports
@@ -88,7 +89,7 @@ def load_keywords(limit: int) -> tuple[list[str], str]:
 
 
 # --------------------------------------------------------------------------- decoding
-def _decode_once(gen, encoded, constrained: bool, budget: int, seed: int, threads: int, mask_threads: int):
+def _decode_once(gen, encoded, constrained: bool, budget: int, seed: int, threads: int, mask_threads: int, top_p: float = 1.0, masks_mode: str = "auto"):
     import torch
 
     from blockgen.decoding import StepStats, decode, thread_policy
@@ -96,13 +97,12 @@ def _decode_once(gen, encoded, constrained: bool, budget: int, seed: int, thread
 
     stats = StepStats()
     engine = gen.engine
-    gen.mask_threads = mask_threads
     with thread_policy(gen._runner, threads):
         t0 = time.perf_counter()
         decode(
             gen._runner, encoded, tokens=engine.tokens, pad_id=gen.pad_id, eos_ids=gen.eos_ids, max_new_tokens=budget,
-            sampling=Sampling(seed=seed), generator=torch.Generator().manual_seed(seed), engine=engine if constrained else None,
-            no_repeats=True, mask_threads=mask_threads, special_ids=engine.special_ids, stats=stats,
+            sampling=Sampling(top_p=top_p, seed=seed), generator=torch.Generator().manual_seed(seed), engine=engine if constrained else None,
+            no_repeats=True, mask_threads=mask_threads, special_ids=engine.special_ids, masks_mode=masks_mode, stats=stats,
         )
         wall = time.perf_counter() - t0
     steps = len(stats.forward)
@@ -128,7 +128,16 @@ def _generate_once(model, tok, inputs, constrained: bool, budget: int, seed: int
     return wall / (out.shape[0] * steps)
 
 
-def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_threads: int, with_hf: bool) -> dict[str, Any]:
+#: The compared paths: (key, label, free and constrained runners' options).
+PATHS = (
+    ("decoder", "blockgen decoder (QueryGenerator), top_p 1: lazy masks", dict(top_p=1.0, masks_mode="auto")),
+    ("decoder_background", "blockgen decoder, top_p 1, background masks", dict(top_p=1.0, masks_mode="background")),
+    ("decoder_top_p", "blockgen decoder, top_p 0.95: background masks", dict(top_p=0.95, masks_mode="auto")),
+    ("generate", "model.generate + blockgen.hf.constrain, top_p 1", None),
+)
+
+
+def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_threads: int, with_hf: bool, paths: Sequence[str]) -> dict[str, Any]:
     """Time per token of every path and mode, alternating within each round; grammar time per row."""
     from benchmarks.llama3 import llama3_tokenizer
     from blockgen.generate import QueryGenerator
@@ -143,44 +152,46 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
     hf_tok.padding_side = "left"
     inputs = hf_tok([gen.prompt_for(k) for k in keywords], return_tensors="pt", padding=True)
     _decode_once(gen, encoded[:4], True, 4, 0, threads, mask_threads)  # warm-up
-    per: dict[str, list[float]] = {k: [] for k in ("decoder_free", "decoder_constrained", "generate_free", "generate_constrained")}
-    exposed, work, diff = [], [], []
+    chosen = [p for p in PATHS if p[0] in paths and (p[2] is not None or with_hf)]
+    per: dict[str, list[float]] = {f"{key}_{mode}": [] for key, _, _ in chosen for mode in ("free", "constrained")}
+    exposed, diff, refused = [], [], []
+    work_total, row_steps = 0.0, 0
     for r in range(rounds):
-        order = (False, True) if r % 2 == 0 else (True, False)
-        for constrained in order:
-            t, stats = _decode_once(gen, encoded, constrained, budget, 1000 + r, threads, mask_threads)
-            per["decoder_constrained" if constrained else "decoder_free"].append(t)
-            if constrained:
-                for i, rows in enumerate(stats.rows):
-                    if rows:
-                        exposed.append((stats.wait[i] + stats.mask[i] + stats.check[i]) / rows)
-                for i, seconds in enumerate(stats.mask_work):
-                    rows = stats.rows[i] if i < len(stats.rows) else batch
-                    if rows:
-                        work.append(seconds / rows)
-        diff.append(per["decoder_constrained"][-1] - per["decoder_free"][-1])
-        if with_hf:
-            for constrained in order:
-                per["generate_constrained" if constrained else "generate_free"].append(
-                    _generate_once(model, hf_tok, inputs, constrained, budget, 2000 + r, threads)
-                )
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1] * 1e3:.2f} ms/token" for k, v in per.items() if v), flush=True)
-
-    def ratio(path: str) -> Optional[float]:
-        c, f = per[f"{path}_constrained"], per[f"{path}_free"]
-        return statistics.median(a / b for a, b in zip(c, f)) if c and f else None
+        order = ("free", "constrained") if r % 2 == 0 else ("constrained", "free")
+        for key, _label, options in chosen:
+            if key == "decoder_background" and "decoder" in paths:
+                modes = ("constrained",)  # its free twin is the decoder's free run of this round
+            else:
+                modes = order
+            for mode in modes:
+                if options is None:
+                    t = _generate_once(model, hf_tok, inputs, mode == "constrained", budget, 2000 + r, threads)
+                else:
+                    t, stats = _decode_once(gen, encoded, mode == "constrained", budget, 1000 + r, threads, mask_threads, **options)
+                    if key == "decoder" and mode == "constrained":
+                        for i, rows in enumerate(stats.rows):
+                            if rows:
+                                exposed.append((stats.wait[i] + stats.mask[i] + stats.check[i]) / rows)
+                                refused.append(stats.refused[i] / rows)
+                        work_total += sum(stats.mask_work)
+                        row_steps += sum(stats.rows)
+                per[f"{key}_{mode}"].append(t)
+            if key == "decoder_background" and "decoder" in paths:
+                per["decoder_background_free"].append(per["decoder_free"][-1])
+        if per.get("decoder_free") and per.get("decoder_constrained"):
+            diff.append(per["decoder_constrained"][-1] - per["decoder_free"][-1])
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1] * 1e3:.2f}" for k, v in per.items() if v) + " ms/token", flush=True)
 
     rows = []
-    for path, label in (("decoder", "blockgen decoder (QueryGenerator)"), ("generate", "model.generate + blockgen.hf.constrain")):
-        if not per[f"{path}_free"]:
-            continue
+    for key, label, _ in chosen:
+        c, f = per[f"{key}_constrained"], per[f"{key}_free"]
         rows.append(
             {
                 "path": label,
-                "free_ms_per_token": statistics.median(per[f"{path}_free"]) * 1e3,
-                "constrained_ms_per_token": statistics.median(per[f"{path}_constrained"]) * 1e3,
-                "ratio": ratio(path),
-                "ratio_per_round": [a / b for a, b in zip(per[f"{path}_constrained"], per[f"{path}_free"])],
+                "free_ms_per_token": statistics.median(f) * 1e3,
+                "constrained_ms_per_token": statistics.median(c) * 1e3,
+                "ratio": statistics.median(a / b for a, b in zip(c, f)),
+                "ratio_per_round": [a / b for a, b in zip(c, f)],
             }
         )
     return {
@@ -193,7 +204,8 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
         "model": {"vocab_size": len(tok), **SHAPE, "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6},
         "paths": rows,
         "grammar_exposed_ms_per_row_token": {"p50": report.percentile(exposed, 50) * 1e3, "p90": report.percentile(exposed, 90) * 1e3, "steps": len(exposed)},
-        "mask_work_ms_per_row_token": {"p50": report.percentile(work, 50) * 1e3, "p90": report.percentile(work, 90) * 1e3},
+        "mask_work_ms_per_row_token": {"mean": work_total / row_steps * 1e3 if row_steps else None},
+        "rows_needing_a_mask_share": statistics.mean(refused) if refused else None,
         "difference_ms_per_row_token": {"p50": report.percentile(diff, 50) * 1e3},
         "raw_seconds_per_token": per,
     }
@@ -348,7 +360,7 @@ def plot(path: Path, decoding: dict[str, Any], cold: list[dict[str, Any]]) -> Pa
     fig, (left, right) = report.new_figure(ncols=2, width=6.0, height=4.2)
     names, free, cons = [], [], []
     for row in decoding.get("paths", []):
-        names.append(row["path"].replace(" (QueryGenerator)", "").replace(" + blockgen.hf.constrain", "\n+ hf.constrain"))
+        names.append(row["path"].replace(" (QueryGenerator)", "").replace(", ", "\n").replace(" + blockgen.hf.constrain", "\n+ hf.constrain"))
         free.append(row["free_ms_per_token"])
         cons.append(row["constrained_ms_per_token"])
     x = range(len(names))
@@ -357,7 +369,7 @@ def plot(path: Path, decoding: dict[str, Any], cold: list[dict[str, Any]]) -> Pa
     for i, row in enumerate(decoding.get("paths", [])):
         if row["ratio"]:
             left.text(i + 0.2, cons[i], f"x{row['ratio']:.2f}", ha="center", va="bottom", fontsize=8)
-    left.set_xticks(list(x), names, fontsize=8)
+    left.set_xticks(list(x), names, fontsize=6)
     left.set_ylabel("ms per token (batch x steps)")
     left.set_title(f"Batch {decoding.get('batch')}, {decoding.get('max_new_tokens')} new tokens")
     left.legend(fontsize=8)
@@ -384,6 +396,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-threads", type=int, default=1, help="llguidance mask threads (default 1)")
     p.add_argument("--cold-reps", type=int, default=5, help="fresh processes per cold-start case (0: skip)")
     p.add_argument("--no-hf", action="store_true", help="skip the model.generate path")
+    p.add_argument("--paths", default=",".join(k for k, _, _ in PATHS), help="decoding paths to compare (default: all)")
     p.add_argument("--no-threads", action="store_true", help="skip the thread-policy table")
     p.add_argument("--no-slices", action="store_true", help="skip the slices table")
     p.add_argument("--slices-limit", type=int, default=100, help="real queries for the slices table")
@@ -407,7 +420,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as err:
         return report.fail(str(err))
     print(f"decoding: batch {args.batch}, {args.max_new_tokens} new tokens, {args.rounds} rounds", flush=True)
-    decoding = measure_decoding(args.batch, args.max_new_tokens, args.rounds, args.threads, args.mask_threads, not args.no_hf)
+    paths = [p for p in args.paths.split(",") if p]
+    unknown = sorted(set(paths) - {key for key, _, _ in PATHS})
+    if unknown or "decoder" not in paths:
+        return report.fail(f"--paths takes a comma-separated subset of {','.join(k for k, _, _ in PATHS)} including decoder")
+    decoding = measure_decoding(args.batch, args.max_new_tokens, args.rounds, args.threads, args.mask_threads, not args.no_hf, paths)
     report.print_table(
         decoding["paths"],
         [("path", "path"), ("free_ms_per_token", "free ms/token", ".3f"), ("constrained_ms_per_token", "constrained ms/token", ".3f"), ("ratio", "constrained / free (median of rounds)", ".3f")],
@@ -416,7 +433,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     g = decoding
     grammar_rows = [
         {"figure": "grammar time per row per token after the forward pass (p50 / p90)", "ms": f"{g['grammar_exposed_ms_per_row_token']['p50']:.3f} / {g['grammar_exposed_ms_per_row_token']['p90']:.3f}"},
-        {"figure": "mask work per row per token, background thread (p50 / p90)", "ms": f"{g['mask_work_ms_per_row_token']['p50']:.3f} / {g['mask_work_ms_per_row_token']['p90']:.3f}"},
+        {"figure": "grammar-mask filling per row per token (mean; rows whose sampled token was refused)", "ms": f"{g['mask_work_ms_per_row_token']['mean']:.3f}"},
+        {"figure": "share of rows per step that needed a mask (lazy masks)", "ms": f"{g['rows_needing_a_mask_share']:.3f}"},
         {"figure": "constrained minus free time per token (p50 of rounds)", "ms": f"{g['difference_ms_per_row_token']['p50']:.3f}"},
     ]
     report.print_table(grammar_rows, [("figure", "blockgen decoder"), ("ms", "ms")], "Grammar cost per row per token")

@@ -5,6 +5,7 @@ from blockgen.parser import QuerySyntaxError, is_valid, parse, validate
 from blockgen.query import And, Block, Comparison, Field, Node, Not, Or, Phrase, Query, Term, blocks, terms
 from blockgen.ovid import OvidConversion, OvidError, convert_ovid, from_ovid
 from blockgen.repair import Edit, RepairError, RepairResult, repair, shortest_completion, try_repair
+from blockgen.repeats import drop_repeated_terms, repeated_terms, term_key
 
 __version__ = "0.1.0"
 
@@ -16,12 +17,13 @@ __all__ = [
     "QuerySyntaxError", "STYLES", "blocks", "format", "format_query", "is_valid", "parse",
     "terms", "validate", "Edit", "RepairError", "RepairResult", "repair", "shortest_completion", "try_repair",
     "OvidConversion", "OvidError", "convert_ovid", "from_ovid",
-    "QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError",
+    "QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError", "Sampling",
+    "drop_repeated_terms", "repeated_terms", "term_key",
 ]
 
 # The generation API needs torch and transformers; it is imported on first use, so that
 # parsing, formatting and repair stay light (``import blockgen`` does not load torch).
-_GENERATION = {"QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError"}
+_GENERATION = {"QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError", "Sampling"}
 
 
 def __getattr__(name: str):

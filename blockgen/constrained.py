@@ -44,7 +44,10 @@ from blockgen.need import CONTENT, Need, Prefix, need_of  # noqa: F401  (need_of
 #: The smallest ``max_new_tokens`` for which constrained output always parses.
 MIN_BUDGET = 1
 #: Candidates checked exactly (highest scores first) where the per-token bound cannot vouch for them.
-VERIFY_TOP_K = 8
+VERIFY_TOP_K = 4
+#: Such candidates scoring this far (in logits) below the best token the bound allows are not
+#: checked (e^-20: their share of the probability is below 2e-9 each).
+VERIFY_MARGIN = 20.0
 #: The same when closing what is open would complete a repeated term (``no_repeats``).
 VERIFY_AT_RISK = 32
 #: Content tokens tried before giving up on finishing a term (a bug if reached).
@@ -195,8 +198,10 @@ class GrammarEngine:
         import llguidance
 
         from blockgen.grammar import grammar_text
+        from blockgen.need import warm_up
         from blockgen.tokens import load_llguidance_tokenizer, token_table
 
+        warm_up()  # lark's parser builds while llguidance builds its tokenizer (which drops the GIL)
         table = token_table(hf_tokenizer)
         self.hf_tokenizer = hf_tokenizer
         self.tokens: list[bytes] = table.tokens
@@ -466,8 +471,8 @@ class BudgetedMatcher:
         if grammar is None:
             grammar = self.grammar_mask()
         else:
-            grammar = self._with_eos(np.asarray(grammar[:vocab], dtype=bool))
-        order = _order(scores, vocab)
+            grammar = self._with_eos(grammar[:vocab])
+        order = _Order(scores, vocab)
         if self.finishing:
             return self._finish_allowed(grammar, order)
         slack = self.remaining - 1 - self.need_tokens
@@ -480,7 +485,10 @@ class BudgetedMatcher:
             safe[eos] = False  # EOS is checked below
             checks = VERIFY_TOP_K
         out |= safe
+        floor = order.floor(safe, VERIFY_MARGIN) if checks == VERIFY_TOP_K else None
         for tok in self._ranked(grammar & ~safe, order, checks):
+            if floor is not None and order.score(int(tok)) < floor:
+                break
             if self.preview(int(tok)) is not None:
                 out[tok] = True
         for e in eos:
@@ -491,7 +499,7 @@ class BudgetedMatcher:
             out = self._finish_allowed(grammar, order) if self.finishing else self._any_fitting(grammar, order)
         return out
 
-    def _any_fitting(self, grammar: np.ndarray, order: np.ndarray) -> np.ndarray:
+    def _any_fitting(self, grammar: np.ndarray, order: "_Order") -> np.ndarray:
         out = np.zeros(self.engine.vocab_size, dtype=bool)
         for tok in self._ranked(grammar, order, FINISH_TRIES):
             if self.preview(int(tok), repeats=False) is not None:
@@ -499,7 +507,7 @@ class BudgetedMatcher:
                 return out
         return self._finish_allowed(grammar, order)
 
-    def _finish_allowed(self, grammar: np.ndarray, order: np.ndarray) -> np.ndarray:
+    def _finish_allowed(self, grammar: np.ndarray, order: "_Order") -> np.ndarray:
         out = np.zeros(self.engine.vocab_size, dtype=bool)
         token, cls = self.finish_plan()
         if token is not None:
@@ -522,12 +530,9 @@ class BudgetedMatcher:
         return out
 
     @staticmethod
-    def _ranked(candidates: np.ndarray, order: np.ndarray, limit: int) -> np.ndarray:
+    def _ranked(candidates: np.ndarray, order: "_Order", limit: int) -> np.ndarray:
         """Up to ``limit`` candidate ids, best score first."""
-        ids = np.flatnonzero(candidates)
-        if len(ids) > limit:
-            ids = ids[np.argpartition(order[ids], limit - 1)[:limit]]
-        return ids[np.argsort(order[ids], kind="stable")]
+        return order.best(np.flatnonzero(candidates), limit)
 
     # ---------------------------------------------------------------- writing
     def advance(self, token: int, prefix: Optional[Prefix] = None) -> None:
@@ -567,12 +572,32 @@ class BudgetedMatcher:
         self.prefix = prefix
 
 
-def _order(scores: Optional[np.ndarray], vocab: int) -> np.ndarray:
-    """Sort keys (lower first) from scores: the best score first; without scores, by id."""
-    if scores is None:
-        return np.arange(vocab, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)[:vocab]
-    return -np.nan_to_num(s, nan=-np.inf, posinf=np.finfo(np.float64).max, neginf=-np.finfo(np.float64).max)
+class _Order:
+    """Ranks token ids by score (the best first); without scores, by id. Only the ids asked for are looked at."""
+
+    def __init__(self, scores: Optional[np.ndarray], vocab: int):
+        self.scores = None if scores is None else np.asarray(scores)[:vocab]
+
+    def score(self, token: int) -> float:
+        return -float(token) if self.scores is None else float(self.scores[token])
+
+    def floor(self, allowed: np.ndarray, margin: float) -> Optional[float]:
+        """The best score among ``allowed`` minus ``margin`` (``None``: no scores or nothing allowed)."""
+        if self.scores is None or not allowed.any():
+            return None
+        best = float(np.max(np.where(allowed, self.scores, -np.inf)))
+        return best - margin if best == best else None
+
+    def best(self, ids: np.ndarray, limit: int) -> np.ndarray:
+        if len(ids) == 0:
+            return ids
+        if self.scores is None:
+            return ids[:limit]
+        keys = -np.nan_to_num(self.scores[ids].astype(np.float64), nan=-np.inf)
+        if len(ids) > limit:
+            keep = np.argpartition(keys, limit - 1)[:limit]
+            ids, keys = ids[keep], keys[keep]
+        return ids[np.argsort(keys, kind="stable")]
 
 
 # --------------------------------------------------------------------------- many sequences

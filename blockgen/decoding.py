@@ -1,26 +1,35 @@
 """The batched decoding loop: one model, a batch of prompts, free or through the grammar.
 
-Per step, for a batch of ``B`` rows:
+Per step, for a batch of ``B`` rows: the model's forward pass (one new token per row, KV
+cache); the log-normaliser of the raw logits (each candidate's log-probability); one draw
+per row for the whole batch (:mod:`blockgen.sampling`); then each row's
+:class:`blockgen.constrained.BudgetedMatcher` checks its token. Two ways to bring in the
+grammar (``masks_mode``):
 
-1. the model's forward pass runs (one new token per row, KV cache) while, in a background
-   thread, llguidance fills the grammar masks of all rows in parallel
-   (:class:`blockgen.constrained.BatchMasks`) and turns them into an additive bias;
-2. the log-normaliser of the raw logits is taken (for each candidate's log-probability),
-   the bias is added to the logits in place (no per-row copies), and one token per row is
-   sampled for the whole batch at once (:func:`blockgen.sampling.sample`);
-3. each row's token is checked by its :class:`blockgen.constrained.BudgetedMatcher`
-   (the need after it must fit the budget left; with ``no_repeats`` it must not complete a
-   repeated term); a refused token is redrawn from that row (up to :data:`RESAMPLE_TRIES`),
-   else the best-scoring token that fits is taken, else the step finishes the query.
+* **lazy** (greedy decoding, and sampling without ``top_p``): the sampled token is checked
+  as it is: llguidance validates one token in about 1 µs, the need after it (incremental,
+  :mod:`blockgen.need`) must fit the budget left and, with ``no_repeats``, it must not
+  complete a repeated term. A refused token is redrawn from the same row's distribution
+  (:class:`blockgen.sampling.RowDraws`, no new softmax), up to :data:`LAZY_DRAWS` times: this
+  is rejection sampling, which gives exactly the distribution restricted to the allowed
+  tokens. Only a row still refused then gets its grammar mask (llguidance, rows filled in
+  parallel). With a model that writes queries, almost no row needs a mask.
+* **background** (nucleus sampling, whose nucleus must be taken after the grammar): while
+  the forward pass runs, a background thread fills every row's grammar mask in parallel
+  (:class:`blockgen.constrained.BatchMasks`, llguidance drops the GIL) and turns it into an
+  additive bias; the bias is added to the logits in place (no per-row copies), then the
+  batch is sampled and each token checked as above (a refused token is redrawn from the
+  row, up to :data:`RESAMPLE_TRIES` times, then the best-scoring token that fits is taken,
+  else the step finishes the query).
 
-Free decoding runs the same loop without steps 1 and 3.
+Free decoding runs the same loop without the matchers.
 
-**Thread policy** (small models on CPU, measured by ``python -m benchmarks.engine``): torch
-runs with one intra-op thread while decoding and llguidance fills masks on one thread of its
-own, overlapping the forward pass. On the 2-core machine of the benchmarks, two torch threads
-made a small model's steps slower (OpenMP threads spin on a shared core), and a second
-llguidance thread did not help (the masks already finish before the forward pass). See
-:func:`thread_policy`.
+**Thread policy** (small models on CPU, measured by ``python -m benchmarks.engine``, "thread
+policy" table): torch runs with one intra-op thread while decoding a model of up to
+:data:`SMALL_MODEL_PARAMS` parameters on CPU, and llguidance fills masks on one thread of
+its own. On the 2-core machine of the benchmarks two torch threads made the small model's
+steps several times slower whenever the other core was busy (OpenMP threads spin while they
+wait), and a second mask thread did not pay off. See :func:`thread_policy`.
 """
 
 from __future__ import annotations
@@ -73,7 +82,8 @@ class StepStats:
     ``forward``: the model call; ``wait``: waiting for the background masks after it;
     ``mask``: applying the grammar bias; ``sample``: the log-normaliser and the batched draw;
     ``check``: the budget and repeat checks, redraws and the matchers' advance; ``rows``: rows
-    still decoding; ``mask_work``: time spent filling masks (background or not); ``refused``:
+    still decoding; ``mask_work``: time spent filling this step's masks (in the background or
+    not); ``refused``:
     rows whose sampled token was refused (lazy masks), which then got their mask.
     """
 
@@ -187,6 +197,7 @@ def decode(
         if not lazy:
             masks.start([(m, r) for r, m in enumerate(matchers)])
     alive = [True] * rows
+    work_seen = 0
     past = None
     step_ids, step_positions = input_ids, positions
     try:
@@ -260,6 +271,9 @@ def decode(
                         res.ids.append(tok)
                 t8 = clock()
                 if stats is not None:
+                    done_work = masks.work_seconds if masks is not None else []
+                    stats.mask_work.append(sum(done_work[work_seen:]))
+                    work_seen = len(done_work)
                     stats.forward.append(t1 - t0)
                     stats.wait.append((t2 - t1) + (t7 - t6))
                     stats.sample.append((t3 - t2) + (t5 - t4))
@@ -277,8 +291,6 @@ def decode(
                 step_positions = step_positions[:, -1:] + 1
     finally:
         if masks is not None:
-            if stats is not None:
-                stats.mask_work.extend(masks.work_seconds)
             masks.close()
     elapsed = clock() - t_start
     for r, res in enumerate(results):

@@ -91,8 +91,14 @@ def resolve_device(device: Optional[str]) -> str:
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    """The ids that end a sequence: the tokenizer's EOS and the model's generation config's."""
+    """The ids that end a sequence: the tokenizer's EOS and the model's generation config's.
+
+    A tokenizer without an EOS token but with a separator (BERT's ``[SEP]``, which a BERT
+    decoder such as ``BertLMHeadModel`` writes at the end) ends sequences with it.
+    """
     eos = {tokenizer.eos_token_id}
+    if tokenizer.eos_token_id is None:
+        eos.add(getattr(tokenizer, "sep_token_id", None))
     gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if isinstance(gen_eos, int):
         eos.add(gen_eos)

@@ -121,9 +121,25 @@ def _regex_flags(flags: int) -> int:
     return out
 
 
-@lru_cache(maxsize=1)
+_GRAMMAR: Optional[_Grammar] = None
+_GRAMMAR_LOCK = threading.Lock()
+
+
 def _grammar() -> _Grammar:
-    return _Grammar()
+    """The derived grammar facts, built once per process (thread-safe: see :func:`warm_up`)."""
+    global _GRAMMAR
+    if _GRAMMAR is None:
+        with _GRAMMAR_LOCK:
+            if _GRAMMAR is None:
+                _GRAMMAR = _Grammar()
+    return _GRAMMAR
+
+
+def warm_up() -> threading.Thread:
+    """Build the grammar's parser in a background thread (it overlaps llguidance's tokenizer build)."""
+    thread = threading.Thread(target=lambda: Prefix.empty(), name="blockgen-grammar", daemon=True)
+    thread.start()
+    return thread
 
 
 def literal_terminals() -> dict[str, str]:
