@@ -130,9 +130,9 @@ def _generate_once(model, tok, inputs, constrained: bool, budget: int, seed: int
 
 #: The compared paths: (key, label, free and constrained runners' options).
 PATHS = (
-    ("decoder", "blockgen decoder (QueryGenerator), top_p 1: lazy masks", dict(top_p=1.0, masks_mode="auto")),
+    ("decoder", "blockgen decoder (QueryGenerator), top_p 1, lazy masks", dict(top_p=1.0, masks_mode="auto")),
     ("decoder_background", "blockgen decoder, top_p 1, background masks", dict(top_p=1.0, masks_mode="background")),
-    ("decoder_top_p", "blockgen decoder, top_p 0.95: background masks", dict(top_p=0.95, masks_mode="auto")),
+    ("decoder_top_p", "blockgen decoder, top_p 0.95, lazy masks", dict(top_p=0.95, masks_mode="auto")),
     ("generate", "model.generate + blockgen.hf.constrain, top_p 1", None),
 )
 

@@ -6,21 +6,22 @@ per row for the whole batch (:mod:`blockgen.sampling`); then each row's
 :class:`blockgen.constrained.BudgetedMatcher` checks its token. Two ways to bring in the
 grammar (``masks_mode``):
 
-* **lazy** (greedy decoding, and sampling without ``top_p``): the sampled token is checked
-  as it is: llguidance validates one token in about 1 µs, the need after it (incremental,
-  :mod:`blockgen.need`) must fit the budget left and, with ``no_repeats``, it must not
-  complete a repeated term. A refused token is redrawn from the same row's distribution
-  (:class:`blockgen.sampling.RowDraws`, no new softmax), up to :data:`LAZY_DRAWS` times: this
-  is rejection sampling, which gives exactly the distribution restricted to the allowed
-  tokens. Only a row still refused then gets its grammar mask (llguidance, rows filled in
-  parallel). With a model that writes queries, almost no row needs a mask.
-* **background** (nucleus sampling, whose nucleus must be taken after the grammar): while
-  the forward pass runs, a background thread fills every row's grammar mask in parallel
-  (:class:`blockgen.constrained.BatchMasks`, llguidance drops the GIL) and turns it into an
-  additive bias; the bias is added to the logits in place (no per-row copies), then the
-  batch is sampled and each token checked as above (a refused token is redrawn from the
-  row, up to :data:`RESAMPLE_TRIES` times, then the best-scoring token that fits is taken,
-  else the step finishes the query).
+* **lazy** (the default): the sampled token is checked as it is: llguidance validates one
+  token in about 1 µs, the need after it (incremental, :mod:`blockgen.need`) must fit the
+  budget left and, with ``no_repeats``, it must not complete a repeated term. A refused
+  token is redrawn from the same row's distribution (:class:`blockgen.sampling.RowDraws`,
+  no new softmax; with ``top_p``, from the model's own nucleus), up to :data:`LAZY_DRAWS`
+  times: this is rejection sampling, which gives exactly the distribution restricted to the
+  allowed tokens (for greedy decoding: the best allowed token). Only a row still refused then
+  gets its grammar mask (llguidance, rows filled in parallel) and is sampled as below. With a
+  model that writes queries, almost no row needs a mask.
+* **background**: while the forward pass runs, a background thread fills every row's grammar
+  mask in parallel (:class:`blockgen.constrained.BatchMasks`, llguidance drops the GIL) and
+  turns it into an additive bias; the bias is added to the logits in place (no per-row
+  copies), then the batch is sampled (with ``top_p``: the nucleus of the masked
+  distribution) and each token checked as above (a refused token is redrawn from the row,
+  up to :data:`RESAMPLE_TRIES` times, then the best-scoring token that fits is taken, else
+  the step finishes the query).
 
 Free decoding runs the same loop without the matchers.
 
@@ -166,11 +167,11 @@ def decode(
 
     ``engine`` given: constrained decoding (every result parses); ``None``: free decoding.
     ``tokens``: the bytes of every token id (to write the text without ``tokenizer.decode``).
-    ``masks_mode``: ``"lazy"`` checks each row's sampled token first and fills grammar masks
-    only for rows whose token is refused (exact for greedy decoding and for sampling without
-    ``top_p``: rejection sampling); ``"background"`` fills every row's mask during the
-    forward pass (needed for nucleus sampling, whose nucleus is taken after the grammar);
-    ``"auto"`` (default) picks lazy whenever it is exact.
+    ``masks_mode``: ``"lazy"`` (``"auto"``, the default) draws from the model's distribution
+    (its nucleus, with ``top_p``) and checks each row's token, filling grammar masks only
+    for rows whose draws keep being refused; ``"background"`` fills every row's mask during
+    the forward pass and samples after the grammar (with ``top_p``: the nucleus of the
+    grammar-masked distribution, as ``transformers``' logits processors do).
     """
     import torch
 
@@ -190,7 +191,9 @@ def decode(
     results = [RowResult() for _ in range(rows)]
     matchers: list[Optional[BudgetedMatcher]] = [None] * rows
     masks: Optional[BatchMasks] = None
-    lazy = masks_mode == "lazy" or (masks_mode == "auto" and (sampling.greedy or sampling.top_p >= 1))
+    if masks_mode not in ("auto", "lazy", "background"):
+        raise ValueError(f"masks_mode must be auto, lazy or background, not {masks_mode!r}")
+    lazy = masks_mode != "background"
     if engine is not None:
         matchers = [engine.matcher(max_new_tokens, no_repeats=no_repeats, eos_ids=eos_ids) for _ in range(rows)]
         masks = BatchMasks(engine, rows, threads=mask_threads, background=not lazy, extra_eos=sorted(eos_ids - {engine.eos_token_id}))

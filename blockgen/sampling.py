@@ -7,6 +7,7 @@ The sampler works on a whole batch of logits at once (``(rows, vocab)``) and nev
 row: temperature, then nucleus (``top_p``) filtering, then one uniform draw per row through
 a two-level cumulative sum (block sums, then one block), which is exact and several times
 faster on CPU than ``torch.multinomial`` over a 128,256-token vocabulary.
+:class:`RowDraws` draws again from a row as often as needed (rejection sampling).
 """
 
 from __future__ import annotations
@@ -82,26 +83,29 @@ class RowDraws:
     """Repeated draws from the rows of one step's logits: rejection sampling without a mask.
 
     ``first()`` draws one token per row (as :func:`sample`); ``again(row)`` draws another,
-    independently, from the same row's distribution (about 30 µs: the softmax and the block
-    sums are reused). Greedy: ``again`` gives the next best token. Accepting the first draw
-    that passes a test gives exactly the distribution restricted to the tokens that pass
-    (rejection sampling). Only for ``top_p == 1``: a nucleus is taken after the grammar.
+    independently, from the same row's distribution (tens of µs: the softmax, the block sums
+    and the nucleus are reused). Greedy: ``again`` gives the next best token. Accepting the
+    first draw that passes a test gives exactly the distribution restricted to the tokens
+    that pass (rejection sampling). With ``top_p < 1`` the draws come from the model's own
+    nucleus: the test (the grammar) then filters the nucleus.
     """
 
     def __init__(self, logits: Any, sampling: Sampling, generator: Any):
         import torch
 
-        if sampling.top_p < 1 and not sampling.greedy:
-            raise ValueError("RowDraws needs top_p == 1 (the nucleus depends on the grammar mask)")
         self.logits = logits
         self.sampling = sampling
         self.generator = generator
         self._ranked: dict[int, list[int]] = {}
+        self.nuclei: Optional[list] = None
         if sampling.greedy:
             self.probs = None
             return
         scaled = logits / sampling.temperature if sampling.temperature != 1 else logits
         self.probs = torch.softmax(scaled, dim=-1)
+        if sampling.top_p < 1:
+            self.nuclei = _nuclei(self.probs, sampling.top_p)
+            return
         rows, vocab = self.probs.shape
         self.width = min(_BLOCK, vocab)
         full = vocab // self.width
@@ -116,6 +120,8 @@ class RowDraws:
 
         if self.probs is None:
             return self.logits.argmax(-1).tolist()
+        if self.nuclei is not None:
+            return [self.again(r) for r in range(len(self.nuclei))]
         picks, total = _draw(self.probs, self.cum, self.width, self.generator)
         bad = ~(torch.isfinite(total) & (total > 0))
         if bad.any():
@@ -132,6 +138,9 @@ class RowDraws:
                 ranked = self._ranked[row] = torch.topk(self.logits[row], min(256, self.logits.shape[-1])).indices.tolist()[::-1]
                 ranked.pop()  # the best one was first()
             return ranked.pop() if ranked else int(self.logits[row].argmax())
+        if self.nuclei is not None:
+            pick = _from_nucleus(self.nuclei[row], self.generator)
+            return int(self.logits[row].argmax()) if pick is None else pick
         u = torch.rand((), generator=self.generator, dtype=torch.float64) * self.cum[row, -1]
         return self._at(row, u)
 
@@ -183,17 +192,18 @@ def _draw(probs: Any, cum: Any, width: int, generator: Any) -> tuple[Any, Any]:
     return torch.minimum(block * width + pos, last)[:, 0], cum[:, -1]
 
 
-def _nucleus(probs: Any, top_p: float, generator: Any) -> Any:
-    """Nucleus sampling: the smallest set of most likely tokens holding ``top_p`` of the mass."""
+def _nuclei(probs: Any, top_p: float) -> list[tuple[Any, Any]]:
+    """Per row: the nucleus (the smallest set of most likely tokens holding ``top_p`` of the
+    mass) as ``(ids, cumulative mass)``, most likely first. ``None`` for a row with no mass."""
     import torch
 
     rows, vocab = probs.shape
     k = min(_NUCLEUS_K, vocab)
-    out = torch.empty(rows, dtype=torch.long)
     values, ids = torch.topk(probs, k, dim=-1)
     total = probs.sum(-1, keepdim=True, dtype=torch.float64)
     cum = values.to(torch.float64).cumsum(-1) / total
     enough = cum[:, -1] >= top_p
+    out = []
     for r in range(rows):
         if enough[r]:
             v, i, c = values[r], ids[r], cum[r]
@@ -203,9 +213,25 @@ def _nucleus(probs: Any, top_p: float, generator: Any) -> Any:
         keep = int((c - v.to(torch.float64) / total[r] < top_p).sum().clamp(min=1))
         kept = v[:keep].to(torch.float64)
         if not torch.isfinite(kept).all() or float(kept.sum()) <= 0:
-            out[r] = int(i[0])
+            out.append(None)
             continue
-        u = torch.rand(1, generator=generator, dtype=torch.float64) * kept.sum()
-        pos = int(torch.searchsorted(kept.cumsum(-1), u).clamp(max=keep - 1))
-        out[r] = int(i[pos])
+        out.append((i[:keep], kept.cumsum(-1)))
     return out
+
+
+def _from_nucleus(nucleus: Any, generator: Any) -> Optional[int]:
+    import torch
+
+    if nucleus is None:
+        return None
+    ids, cum = nucleus
+    u = torch.rand(1, generator=generator, dtype=torch.float64) * cum[-1]
+    return int(ids[int(torch.searchsorted(cum, u).clamp(max=len(cum) - 1))])
+
+
+def _nucleus(probs: Any, top_p: float, generator: Any) -> Any:
+    """Nucleus sampling: one draw per row from its nucleus (the argmax for a row with no mass)."""
+    import torch
+
+    picks = [_from_nucleus(n, generator) for n in _nuclei(probs, top_p)]
+    return torch.tensor([int(probs[r].argmax()) if p is None else p for r, p in enumerate(picks)], dtype=torch.long)

@@ -79,5 +79,5 @@ def test_row_draws_again_follows_the_same_distribution_and_greedy_walks_down_the
     greedy = RowDraws(logits[:, :5], Sampling(temperature=0), g)
     assert greedy.first() == [2, 0]
     assert [greedy.again(1) for _ in range(3)] == [3, 2, 1]
-    with pytest.raises(ValueError):
-        RowDraws(logits, Sampling(top_p=0.9), g)
+    nucleus = RowDraws(torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log(), Sampling(top_p=0.7), g)
+    assert {nucleus.again(0) for _ in range(300)} == {0, 1}  # the model's own nucleus
