@@ -64,16 +64,19 @@ def constrain(
     }
 
 
-def decode(tokenizer: Any, token_ids: Sequence[int]) -> str:
+def decode(tokenizer: Any, token_ids: Sequence[int], eos_token_id: Union[int, Iterable[int], None] = None) -> str:
     """The text of generated ``token_ids`` (prompt excluded), from the token bytes.
 
-    Stops at the first EOS and leaves special tokens out; never uses ``tokenizer.decode``,
-    which may add or drop spaces (WordPiece) and so change the query.
+    Stops at the first EOS (the tokenizer's, and ``eos_token_id``) and leaves special tokens
+    out; never uses ``tokenizer.decode``, which may add or drop spaces (WordPiece) and so
+    change the query.
     """
     engine = GrammarEngine.for_tokenizer(tokenizer)
+    extra = [] if eos_token_id is None else [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    ends = {engine.eos_token_id, *extra}
     out = bytearray()
     for tok in (int(t) for t in token_ids):
-        if tok == engine.eos_token_id:
+        if tok in ends:
             break
         if 0 <= tok < engine.vocab_size and tok not in engine.special_ids:
             out += engine.tokens[tok]
