@@ -45,8 +45,8 @@ from blockgen.need import CONTENT, Need, Prefix, need_of  # noqa: F401  (need_of
 MIN_BUDGET = 1
 #: Candidates checked exactly (highest scores first) where the per-token bound cannot vouch for them.
 VERIFY_TOP_K = 4
-#: Such candidates scoring this far (in logits) below the best token the bound allows are not
-#: checked (e^-20: their share of the probability is below 2e-9 each).
+#: Such candidates scoring this far (in logits) below the best token are not checked
+#: (e^-20: their share of the probability is below 2e-9 each).
 VERIFY_MARGIN = 20.0
 #: The same when closing what is open would complete a repeated term (``no_repeats``).
 VERIFY_AT_RISK = 32
@@ -485,7 +485,7 @@ class BudgetedMatcher:
             safe[eos] = False  # EOS is checked below
             checks = VERIFY_TOP_K
         out |= safe
-        floor = order.floor(safe, VERIFY_MARGIN) if checks == VERIFY_TOP_K else None
+        floor = order.floor(VERIFY_MARGIN) if checks == VERIFY_TOP_K else None
         for tok in self._ranked(grammar & ~safe, order, checks):
             if floor is not None and order.score(int(tok)) < floor:
                 break
@@ -581,11 +581,11 @@ class _Order:
     def score(self, token: int) -> float:
         return -float(token) if self.scores is None else float(self.scores[token])
 
-    def floor(self, allowed: np.ndarray, margin: float) -> Optional[float]:
-        """The best score among ``allowed`` minus ``margin`` (``None``: no scores or nothing allowed)."""
-        if self.scores is None or not allowed.any():
+    def floor(self, margin: float) -> Optional[float]:
+        """The best score minus ``margin`` (``None``: no scores)."""
+        if self.scores is None:
             return None
-        best = float(np.max(np.where(allowed, self.scores, -np.inf)))
+        best = float(np.nanmax(self.scores)) if len(self.scores) else float("nan")
         return best - margin if best == best else None
 
     def best(self, ids: np.ndarray, limit: int) -> np.ndarray:

@@ -193,7 +193,8 @@ class BlockgenLogitsProcessor(LogitsProcessor):
         self._prepared = None
         grammar = self._masks.allowed()
         vocab = self.engine.vocab_size
-        host = scores.detach().float().cpu().numpy()
+        inplace = scores.device.type == "cpu" and scores.dtype == torch.float32
+        host = scores.detach().numpy() if inplace else scores.detach().float().cpu().numpy()
         allowed = np.zeros((len(hists), scores.shape[-1]), dtype=bool)
         for r, m in enumerate(matchers):
             if isinstance(m, BudgetedMatcher) and not m.done:
@@ -203,6 +204,10 @@ class BlockgenLogitsProcessor(LogitsProcessor):
                 for e in self.eos_ids:
                     if e < allowed.shape[1]:
                         allowed[r, e] = True
+        if inplace:
+            # in place, as raw float bits: 0x00000000 is 0.0, 0xFF800000 is -inf (no per-row copies)
+            np.add(host, np.multiply(~allowed, np.uint32(0xFF800000), dtype=np.uint32).view(np.float32), out=host)
+            return scores
         mask = torch.from_numpy(~allowed).to(scores.device)
         return scores.masked_fill(mask, -float("inf"))
 
