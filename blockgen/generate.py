@@ -251,10 +251,13 @@ class QueryGenerator:
         from blockgen.tokens import token_table
 
         sampling = self._sampling(sampling, temperature, top_p, seed)
-        single = isinstance(prompts, str)
-        prompt_list = [prompts] if single else list(prompts) if isinstance(prompts, (list, tuple)) else None
-        if prompt_list is None:
-            raise GenerationError(f"prompts must be a str or a list of str, not {type(prompts).__name__}")
+        if isinstance(prompts, str):
+            prompt_list = [prompts]
+        else:
+            try:
+                prompt_list = list(prompts)
+            except TypeError:
+                raise GenerationError(f"prompts must be a str or a list of str, not {type(prompts).__name__}") from None
         if not prompt_list:
             raise GenerationError("no prompts given")
         for i, p in enumerate(prompt_list):
