@@ -1,6 +1,8 @@
 """blockgen's benchmarks: each is ``python -m benchmarks.NAME [options]``, or ``benchmarks.main(NAME, argv)``.
 
-* ``mask_overhead``: per-token cost of constrained decoding vs a model forward step;
+* ``engine``: the decoding engine side by side: constrained/free time per token, grammar time
+  per row, thread policy, cold start to the first mask;
+* ``mask_overhead``: per-token cost of grammar masks (llguidance, xgrammar) vs a model forward step;
 * ``sim4ia``: Sim4IA 2025 Task A1 metrics reproduced offline (and a generated run scored);
 * ``constrained_vs_free``: validity, cut-offs, size and speed of constrained vs free decoding;
 * ``repair``: how well :func:`blockgen.repair.repair` fixes real broken model output;
@@ -16,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing")
+BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

@@ -5,11 +5,14 @@
 
 Measured, for blockgen's grammar and the real Llama 3 tokenizer (128,256 tokens):
 
+The decoding engine itself (llguidance matchers used directly, lazy and parallel masks) is
+measured by :mod:`benchmarks.engine`; this benchmark compares the grammar engines per token:
+
 * setup in this process: tokenizer conversion and grammar compile time, for
-  (a) Outlines + llguidance (blockgen's path) and (b) xgrammar (reference, with blockgen's
+  (a) Outlines + llguidance (blockgen's earlier path) and (b) xgrammar (reference, with blockgen's
   GBNF export, the same language: :mod:`benchmarks.xgrammar_ebnf`);
 * cold start in a fresh process: wall time from spawning ``python`` to the first token mask,
-  for blockgen's path with an empty and with a filled on-disk tokenizer cache
+  for the Outlines processor path (blockgen's earlier path) with an empty and with a filled on-disk tokenizer cache
   (``$BLOCKGEN_CACHE`` pointed at a temporary directory), and for xgrammar;
 * per-token time over real queries (each tokenized; at every position the mask is computed,
   then the query's own token is consumed): mask only, consume only, and the full step
@@ -105,7 +108,7 @@ def _llguidance_parts(tokenizer):
     return lltok, grammar
 
 
-LLG_BLOCKGEN = "llguidance (blockgen: Outlines numpy processor)"
+LLG_BLOCKGEN = "llguidance (blockgen until the engine rework: Outlines numpy processor)"
 LLG_TORCH = "llguidance (Outlines torch processor)"
 
 

@@ -18,6 +18,7 @@ from blockgen.ovid import OvidConversion, OvidError, convert_ovid, from_ovid
 from blockgen.repair import Edit, RepairError, RepairResult, repair, shortest_completion, try_repair
 from blockgen import export
 from blockgen.export import ExportError
+from blockgen.repeats import drop_repeated_terms, repeated_terms, term_key
 
 __version__ = "0.1.0"
 
@@ -68,13 +69,14 @@ __all__ = [
     "DIALECTS", "Dialect", "DialectError", "DialectSyntaxError", "DialectWarning", "Note", "Reading", "Translation",
     "Writing", "get_dialect", "read", "translate", "write",
     "Document", "evaluate", "select", "Extraction", "extract_query",
-    "QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError",
+    "QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError", "Sampling",
+    "drop_repeated_terms", "repeated_terms", "term_key",
     "export", "ExportError", "generate_on_ray",
 ]
 
 # The generation API needs torch and transformers; it is imported on first use, so that
 # parsing, formatting and repair stay light (``import blockgen`` does not load torch).
-_GENERATION = {"QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError"}
+_GENERATION = {"QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError", "Sampling"}
 
 
 def __getattr__(name: str):

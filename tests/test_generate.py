@@ -9,8 +9,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from blockgen import is_valid
-from blockgen.generate import AdapterMismatchError, GenerationError, ModelLoadError, QueryGenerator
+from blockgen import is_valid, parse
+from blockgen.generate import AdapterMismatchError, GenerationError, ModelLoadError, QueryGenerator, Sampling
+from blockgen.repeats import repeated_terms
 from tests.tiny_models import llama3_tokenizer, save_tiny_llama, small_tokenizer, tiny_llama
 
 
@@ -67,7 +68,8 @@ def test_constrained_output_always_parses(kind, prompt, seed, temperature, top_p
     for cand in results[0]:
         assert is_valid(cand.raw_text), cand.raw_text
         assert cand.valid and cand.query is not None and not cand.repaired
-        assert cand.tokens <= budget + 1
+        assert cand.tokens <= budget
+        assert repeated_terms(cand.query) == []  # no_repeats is on by default
 
 
 @settings(max_examples=10, deadline=None)
@@ -136,6 +138,16 @@ def test_batched_prompts_get_one_list_each():
         (dict(prompts=["a"], max_new_tokens=0), "minimum"),
         (dict(prompts=["a"], n=0), "n must"),
         (dict(prompts=[3]), "not a str"),
+        (dict(prompts=["a"], batch_size=0), "batch_size"),
+        (dict(prompts=["a"], batch_size=-1), "batch_size"),
+        (dict(prompts=["a"], batch_size=True), "batch_size"),
+        (dict(prompts=["a"], max_rounds=0), "max_rounds"),
+        (dict(prompts=["a"], temperature=float("nan")), "temperature"),
+        (dict(prompts=["a"], temperature=float("inf")), "temperature"),
+        (dict(prompts=["a"], top_p=float("nan")), "top_p"),
+        (dict(prompts=["a"], top_p=0), "top_p"),
+        (dict(prompts=3), "list of str"),
+        (dict(prompts=["a"], sampling=Sampling(), seed=3), "not both"),
     ],
 )
 def test_bad_generation_input_is_a_clear_error(kwargs, match):
@@ -193,3 +205,42 @@ def test_sampling_defaults_come_from_the_models_generation_config():
     implicit = gen.generate("a b", n=3, max_new_tokens=10, seed=5)[0]
     explicit = gen.generate("a b", n=3, max_new_tokens=10, seed=5, temperature=0.3, top_p=0.8)[0]
     assert [c.text for c in implicit] == [c.text for c in explicit]
+
+
+def test_free_output_that_cannot_be_repaired_says_why_and_ranks_last():
+    gen = generator("small-biased")
+    for budget in (1, 2, 3):
+        cands = gen.generate(["climate change"], n=8, constrained=False, max_new_tokens=budget, seed=budget)[0]
+        assert cands
+        for cand in cands:
+            assert cand.valid == is_valid(cand.text)
+            assert cand.valid or "max_new_tokens" in cand.note or "no term" in cand.note
+        valid = [c.valid for c in cands]
+        assert valid == sorted(valid, reverse=True)  # valid candidates first
+
+
+def test_a_sampling_value_gives_the_same_output_as_keyword_arguments():
+    gen = generator("small")
+    a = gen.generate(["x y"], n=3, max_new_tokens=10, sampling=Sampling(temperature=0.7, top_p=0.9, seed=5))
+    b = gen.generate(["x y"], n=3, max_new_tokens=10, temperature=0.7, top_p=0.9, seed=5)
+    assert [c.text for c in a[0]] == [c.text for c in b[0]]
+
+
+@pytest.mark.parametrize("template", ["{foo}", "{keywords} {other}", "{}{keywords}", "{keywords}{", "{keywords:d}", "no field", 3])
+def test_a_template_that_does_not_format_with_keywords_only_is_a_generation_error(template):
+    tok = small_tokenizer()
+    with pytest.raises(GenerationError, match="template"):
+        QueryGenerator(tiny_llama(tok), tok, template=template)
+
+
+def test_a_bogus_device_is_a_model_load_error():
+    tok = small_tokenizer()
+    with pytest.raises(ModelLoadError, match="device"):
+        QueryGenerator(tiny_llama(tok), tok, device="bogus")
+
+
+def test_garbage_weights_are_a_model_load_error(tmp_path):
+    base = save_tiny_llama(tmp_path / "base", small_tokenizer())
+    (base / "model.safetensors").write_bytes(b"not a safetensors file" * 10)
+    with pytest.raises(ModelLoadError, match="could not load the base model"):
+        QueryGenerator.from_pretrained(base)
