@@ -183,14 +183,10 @@ class QueryGenerator:
 
     @classmethod
     def default(cls, device: Optional[str] = None) -> "QueryGenerator":
-        """The small default model embedded in the package (base + LoRA adapter)."""
-        base, adapter = DEFAULT_MODEL_DIR / "base", DEFAULT_MODEL_DIR / "adapter"
-        if not (base / "config.json").exists():
-            raise ModelLoadError(
-                f"the embedded default model is missing from {DEFAULT_MODEL_DIR}; "
-                "rebuild it with: python -m training.train_default"
-            )
-        return cls.from_pretrained(base, adapter=adapter if adapter.exists() else None, device=device)
+        """The embedded default model: all-MiniLM-L6-v2 (installed package) + the shipped LoRA adapter."""
+        from blockgen.minilm import load_default
+
+        return load_default(device=device)
 
     # ------------------------------------------------------------------ grammar engine
     def _processor(self):
@@ -455,7 +451,7 @@ class QueryGenerator:
         return row.forced.pop(0)
 
     def _result(self, row: _Row, constrained: bool) -> GeneratedQuery:
-        raw = self.tokenizer.decode(row.ids, skip_special_tokens=True) if not constrained else row.text.decode("utf-8", "replace")
+        raw = row.text.decode("utf-8", "replace") if constrained else _decode_free(self.tokenizer, row.ids)
         tokens = len(row.ids) + (0 if row.cut_off else 1)
         if constrained:
             try:
@@ -475,6 +471,15 @@ class QueryGenerator:
         if fixed is None:
             return GeneratedQuery(raw.strip(), raw, None, False, False, row.logprob, tokens, row.seconds, row.cut_off)
         return GeneratedQuery(fixed.text, raw, fixed.query, True, True, row.logprob, tokens, row.seconds, row.cut_off)
+
+
+def _decode_free(tokenizer: Any, ids: Sequence[int]) -> str:
+    """What free decoding wrote: the tokenizer's decoding, or the token bytes for WordPiece."""
+    from blockgen import wordpiece
+
+    if wordpiece.is_wordpiece(tokenizer):
+        return wordpiece.decode(tokenizer, ids)
+    return tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def _sample(logits, temperature: float, top_p: float, generator) -> int:
