@@ -3,7 +3,8 @@
 * ``mask_overhead``: per-token cost of constrained decoding vs a model forward step;
 * ``sim4ia``: Sim4IA 2025 Task A1 metrics reproduced offline (and a generated run scored);
 * ``constrained_vs_free``: validity, cut-offs, size and speed of constrained vs free decoding;
-* ``repair``: how well :func:`blockgen.repair.repair` fixes real broken model output.
+* ``repair``: how well :func:`blockgen.repair.repair` fixes real broken model output;
+* ``quality``: how close the default model's queries come to experts' and users' queries (held-out topics).
 
 Each prints a table and writes ``benchmarks/results/NAME.json`` and ``NAME.png``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("mask_overhead", "sim4ia", "constrained_vs_free", "repair")
+BENCHMARKS = ("mask_overhead", "sim4ia", "constrained_vs_free", "repair", "quality")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

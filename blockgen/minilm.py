@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -58,6 +59,22 @@ def base_dir() -> Path:
     if missing:
         raise BaseModelMissing(f"{PACKAGE_DIST} is installed but {path} lacks {', '.join(missing)}; reinstall it")
     return path
+
+
+@contextmanager
+def quiet_loading():
+    """No transformers load report while the base is read (its missing head and unused pooler are expected)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def is_bert_encoder(path: Union[str, Path]) -> bool:
@@ -105,7 +122,6 @@ def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, se
     """
     import torch
     from transformers import BertConfig, BertLMHeadModel
-    from transformers.utils import logging as hf_logging
 
     path = Path(path or base_dir())
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(path)
@@ -116,12 +132,9 @@ def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, se
     config.bos_token_id = tokenizer.cls_token_id
     config.eos_token_id = tokenizer.sep_token_id
     torch.manual_seed(seed)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "some weights were newly initialised": the head, on purpose
-    try:
+    with quiet_loading():  # "some weights were newly initialised": the head, on purpose
         model = BertLMHeadModel.from_pretrained(path, config=config, local_files_only=True, dtype=torch.float32)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    model.loss_type = "ForCausalLM"
     old = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) != old:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
