@@ -57,9 +57,9 @@ class Recipe:
     rank: int = 16
     alpha: float = 32.0
     dropout: float = 0.05
-    epochs: int = 4
-    lr: float = 5e-4
-    batch_size: int = 16
+    epochs: int = 3
+    lr: float = 2e-3
+    batch_size: int = 8
     max_length: int = 160
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
