@@ -54,11 +54,11 @@ class Recipe:
     weights: dict = field(default_factory=lambda: {"clef": 3, "sim4ia": 1, "concepts": 1, "clef_full": 0, "thesaurus": 0})
     #: Copy-augmented variants per pair (before weighting).
     augment_copies: int = 1
-    rank: int = 16
-    alpha: float = 32.0
+    rank: int = 64
+    alpha: float = 128.0
     dropout: float = 0.05
-    epochs: int = 3
-    lr: float = 2e-3
+    epochs: int = 5
+    lr: float = 1e-3
     batch_size: int = 8
     max_length: int = 160
     warmup_ratio: float = 0.05
