@@ -17,6 +17,7 @@ __all__ = [
     "terms", "validate", "Edit", "RepairError", "RepairResult", "repair", "shortest_completion", "try_repair",
     "OvidConversion", "OvidError", "convert_ovid", "from_ovid",
     "QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError",
+    "Reranker", "generate_reranked",
 ]
 
 # The generation API needs torch and transformers; it is imported on first use, so that
@@ -24,9 +25,16 @@ __all__ = [
 _GENERATION = {"QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError"}
 
 
+_RERANK = {"Reranker", "generate_reranked"}
+
+
 def __getattr__(name: str):
     if name in _GENERATION:
         from blockgen import generate
 
         return getattr(generate, name)
+    if name in _RERANK:
+        from blockgen import rerank
+
+        return getattr(rerank, name)
     raise AttributeError(f"module 'blockgen' has no attribute {name!r}")

