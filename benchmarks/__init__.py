@@ -8,7 +8,8 @@
 * ``repair``: how well :func:`blockgen.repair.repair` fixes real broken model output;
 * ``dialects``: parse rate and term retention of the dialect readers on real strategies, and
   repair of real and wrapped LLM answers.
-* ``closing``: an engine's grammar mask cut at the budget + repair (as with vLLM) vs blockgen's closing.
+* ``closing``: an engine's grammar mask cut at the budget + repair (as with vLLM) vs blockgen's closing;
+* ``quality``: how close the default model's queries come to experts' and users' queries (held-out topics).
 
 Each prints a table and writes ``benchmarks/results/NAME.json`` and ``NAME.png``.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing")
+BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

@@ -72,11 +72,15 @@ __all__ = [
     "QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError", "Sampling",
     "drop_repeated_terms", "repeated_terms", "term_key",
     "export", "ExportError", "generate_on_ray",
+    "Reranker", "generate_reranked",
 ]
 
 # The generation API needs torch and transformers; it is imported on first use, so that
 # parsing, formatting and repair stay light (``import blockgen`` does not load torch).
 _GENERATION = {"QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError", "Sampling"}
+
+
+_RERANK = {"Reranker", "generate_reranked"}
 
 
 def __getattr__(name: str):
@@ -88,4 +92,8 @@ def __getattr__(name: str):
         from blockgen.distributed import generate_on_ray
 
         return generate_on_ray
+    if name in _RERANK:
+        from blockgen import rerank
+
+        return getattr(rerank, name)
     raise AttributeError(f"module 'blockgen' has no attribute {name!r}")

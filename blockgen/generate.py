@@ -165,14 +165,12 @@ class QueryGenerator:
 
     @classmethod
     def default(cls, device: Optional[str] = None, **options: Any) -> "QueryGenerator":
-        """The small default model embedded in the package (base + LoRA adapter)."""
-        base, adapter = DEFAULT_MODEL_DIR / "base", DEFAULT_MODEL_DIR / "adapter"
-        if not (base / "config.json").exists():
-            raise ModelLoadError(
-                f"the embedded default model is missing from {DEFAULT_MODEL_DIR}; "
-                "rebuild it with: python -m training.train_default"
-            )
-        return cls.from_pretrained(base, adapter=adapter if adapter.exists() else None, device=device, **options)
+        """The embedded default model: all-MiniLM-L6-v2 (installed package) + the shipped LoRA adapter.
+
+        ``options`` (``template``, ``threads``, ``mask_threads``) are those of the class."""
+        from blockgen.minilm import load_default
+
+        return load_default(device=device, **options)
 
     @property
     def engine(self) -> GrammarEngine:

@@ -78,6 +78,12 @@ def tokenizer_key(hf_tokenizer: Any) -> str:
 def _extract(hf_tokenizer: Any) -> TokenTable:
     import llguidance.hf
 
+    from blockgen import wordpiece
+
+    if wordpiece.is_wordpiece(hf_tokenizer):  # llguidance.hf refuses WordPiece: blockgen's byte convention
+        return TokenTable(tokens=wordpiece.token_bytes(hf_tokenizer), eos_token_id=hf_tokenizer.eos_token_id,
+                          special_token_ids=wordpiece.special_token_ids(hf_tokenizer))
+
     lltok = llguidance.hf.from_tokenizer(hf_tokenizer, slices=SLICES)
     n = lltok.vocab_size
     tokens = [lltok.decode_bytes([i]) for i in range(n)]
@@ -123,6 +129,10 @@ def encode_text(hf_tokenizer: Any, text: str) -> list[int]:
     """
     if not text:
         return []
+    from blockgen import wordpiece
+
+    if wordpiece.is_wordpiece(hf_tokenizer):  # blockgen's own byte convention (token_table)
+        return wordpiece.encode(hf_tokenizer, text)
     table = token_table(hf_tokenizer)
     target = text.encode("utf-8")
     ids = list(hf_tokenizer.encode(text, add_special_tokens=False))
@@ -163,6 +173,10 @@ class _Wrapped:
         self.special_token_ids = table.special_token_ids
 
     def __call__(self, text: bytes) -> list[int]:
+        from blockgen import wordpiece
+
+        if wordpiece.is_wordpiece(self._hf):
+            return wordpiece.encode(self._hf, text.decode("utf-8", "replace"))
         return self._hf.encode(text.decode("utf-8", "replace"), add_special_tokens=False)
 
 

