@@ -31,7 +31,7 @@ from typing import Any, Optional, Sequence
 
 from benchmarks import report
 from benchmarks.data import DataError
-from benchmarks.heldout import Prompt, interleave, load_prompts, prompts_from_file
+from benchmarks.heldout import Prompt, choose_prompts, parse_budgets
 
 NAME = "constrained_vs_free"
 DEFAULT_BUDGETS = (16, 32, 64, 128)
@@ -207,22 +207,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"wrote {plot(saved.with_suffix('.png'), rows)}")
         return 0
     argv_list = list(argv) if argv is not None else sys.argv[1:]
+    if args.n < 1:
+        return report.fail("--n must be at least 1")
     try:
-        budgets = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
-    except ValueError:
-        return report.fail(f"--budgets takes whole numbers separated by commas, not {args.budgets!r}")
-    if not budgets or min(budgets) < 1 or args.n < 1:
-        return report.fail("--budgets and --n must be at least 1")
-    try:
-        if args.prompts:
-            prompts, note = prompts_from_file(args.prompts), f"prompts from {args.prompts}"
-        else:
-            prompts, note = load_prompts(args.heldout)
-            prompts = interleave(prompts)
+        budgets = parse_budgets(args.budgets)
+        prompts, note = choose_prompts(args.prompts, args.heldout, args.limit)
     except DataError as err:
         return report.fail(str(err))
-    if args.limit:
-        prompts = prompts[: args.limit]
     if not prompts:
         return report.fail("no prompts")
     print(note, flush=True)

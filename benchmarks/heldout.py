@@ -145,3 +145,30 @@ def prompts_from_file(path: Union[str, Path]) -> list[Prompt]:
         raise DataError(f"prompt file not found: {p}")
     lines = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Prompt("file", str(i + 1), line) for i, line in enumerate(lines)]
+
+
+def parse_budgets(text: str) -> list[int]:
+    """Token budgets from a comma-separated ``--budgets`` value, sorted and distinct (each >= 1)."""
+    try:
+        budgets = sorted({int(b) for b in text.split(",") if b.strip()})
+    except ValueError:
+        raise DataError(f"--budgets takes whole numbers separated by commas, not {text!r}") from None
+    if not budgets or budgets[0] < 1:
+        raise DataError("--budgets must be at least 1")
+    return budgets
+
+
+def choose_prompts(
+    prompts_file: Optional[Union[str, Path]], heldout: Optional[Union[str, Path]], limit: int = 0
+) -> tuple[list[Prompt], str]:
+    """The prompts a benchmark runs on, and a note saying where they come from.
+
+    From ``prompts_file`` (one per line) if given, else the held-out prompts with the sources
+    interleaved (so ``limit`` takes from both); the first ``limit`` of them (0: all).
+    """
+    if prompts_file:
+        prompts, note = prompts_from_file(prompts_file), f"prompts from {prompts_file}"
+    else:
+        prompts, note = load_prompts(heldout)
+        prompts = interleave(prompts)
+    return (prompts[:limit] if limit else prompts), note

@@ -454,3 +454,23 @@ def test_engine_benchmark_cold_start_child_reaches_a_mask(tmp_path, monkeypatch,
     assert engine.main(["--child", "engine"]) == 0
     phases = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert phases["first_mask_s"] >= 0 and phases["engine_s"] > 0
+
+
+def test_parse_budgets_sorts_distinct_positive_budgets_and_refuses_the_rest():
+    from benchmarks.data import DataError
+    from benchmarks.heldout import parse_budgets
+
+    assert parse_budgets("64, 16,64,") == [16, 64]
+    for bad in ("16,x", "0,8", ""):
+        with pytest.raises(DataError):
+            parse_budgets(bad)
+
+
+def test_choose_prompts_from_a_file_keeps_the_first_limit_lines(tmp_path):
+    from benchmarks.heldout import choose_prompts
+
+    f = tmp_path / "p.txt"
+    f.write_text("a b\n\nc d\ne f\n", encoding="utf-8")
+    prompts, note = choose_prompts(f, None, limit=2)
+    assert [p.keywords for p in prompts] == ["a b", "c d"]
+    assert str(f) in note
