@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import blockgen
 from blockgen.dialects import DialectSyntaxError, read, write
 from blockgen.dialects.lucene import Lucene
 from blockgen.evaluate import Document, Evaluator
@@ -206,3 +207,11 @@ def test_tantivy_agrees_on_precedence_and_exclusion(engine):
     index, docs = engine
     for text in ["heart OR attack AND malaria", "heart AND -attack", '("heart attack"~1 OR "attack heart"~1) OR malaria', "(heart OR fever) AND -(attack OR malaria)"]:
         assert _tantivy_ids(index, text) == EV.select(q(text), docs), text
+
+
+@pytest.mark.parametrize(
+    "text", ['ж:gA', 'a AND 0:"0"', "ë>4", 'X?y>="v"', 'year>="2019"', "a-b:c", "x.y:z", "HIV/AIDS:x"]
+)
+def test_lucene_writes_field_names_and_quoted_comparisons_it_reads_back(text):
+    query = blockgen.parse(text)
+    assert read(write(query, "lucene").text, "lucene").query == query

@@ -80,6 +80,21 @@ def _escape(word: str) -> str:
     return "".join("\\" + ch if ch in _SPECIAL else ch for ch in word)
 
 
+def _compared(name: str, op: str, raw: str) -> Comparison:
+    """A comparison from its parts as written; a quoted value (``>="2019"``) stays quoted."""
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return Comparison(name, op, _unescape(raw[1:-1]), quoted=True)
+    return Comparison(name, op, _unescape(raw))
+
+
+def _escape_field(name: str) -> str:
+    """A field name as the FIELD terminal of grammar/lucene.lark reads it back: word characters
+    (and dots after the first), every other character escaped."""
+    return "".join(
+        ch if re.fullmatch(r"\w", ch) or (ch == "." and i) else "\\" + ch for i, ch in enumerate(name)
+    )
+
+
 class Lucene(Dialect):
     """Lucene/Elasticsearch ``query_string`` (see the module docstring).
 
@@ -221,7 +236,7 @@ class _Reader:
 
     def fielded(self, tree, kids: list) -> Node:
         field_tok, value = kids
-        name = field_tok.value[:-1]
+        name = _unescape(field_tok.value[:-1])
         if isinstance(value, Token):  # a range or a comparison value
             return self._comparison(name, value)
         tag = self._field_tag(name)
@@ -253,7 +268,7 @@ class _Reader:
         if tok.type == "CMPVALUE":
             m = re.match(r"(>=|<=|>|<)(.*)", value)
             assert m
-            return Comparison(name, m.group(1), _unescape(m.group(2)))
+            return _compared(name, m.group(1), m.group(2))
         inclusive_low, inclusive_high = value[0] == "[", value[-1] == "]"
         parts = value[1:-1].split()
         if len(parts) != 3 or parts[1] != "TO":
@@ -269,9 +284,9 @@ class _Reader:
         return make_and(out)
 
     def compare(self, tree, kids: list) -> Node:
-        m = re.match(r"([A-Za-z_][A-Za-z0-9_.]*)(>=|<=|>|<)(.*)", kids[0].value)
+        m = re.match(r"((?:\\.|[^\\<>=])+)(>=|<=|>|<)(.*)", kids[0].value)  # split a COMPARE token
         assert m
-        return Comparison(m.group(1), m.group(2), _unescape(m.group(3)))
+        return _compared(_unescape(m.group(1)), m.group(2), m.group(3))
 
     def group(self, tree, kids: list) -> Node:
         if len(kids) > 1:
@@ -471,9 +486,10 @@ class _Writer:
             return "(" + " AND ".join(self._word(w, fields) for w in words) + ")"
         if isinstance(node, Field):
             value = f'"{node.value}"' if node.quoted or " " in node.value else _escape(node.value)
-            return f"{node.name}:{value}"
+            return f"{_escape_field(node.name)}:{value}"
         if isinstance(node, Comparison):
-            return f"{node.name}:{node.op}{_escape(node.value)}"
+            value = '"' + node.value.replace("\\", "\\\\").replace('"', '\\"') + '"' if node.quoted else _escape(node.value)
+            return f"{_escape_field(node.name)}:{node.op}{value}"
         raise TypeError(f"not a query node: {node!r}")
 
     def write(self, query: Node) -> Writing:
