@@ -19,7 +19,6 @@ Results: ``benchmarks/results/fuzz.json``.
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 import time
