@@ -14,7 +14,7 @@ unicode    any text (every plane, surrogates included) and words of every script
            by operators
 bytes      random bytes decoded as a reader might (UTF-8 with replacement or
            surrogateescape, Latin-1)
-deep       nesting: ``(`` ... ``)``, ``NOT (``, unbalanced, around a term, depth up to 3,000
+deep       nesting: ``(`` ... ``)``, ``NOT (``, unbalanced, around a term, depth up to 2,000
 chain      long chains: ``a AND b NOT c ...``, ``NOT NOT ... a``, many words, an
            unclosed quote or tag followed by a long text (up to about 20,000 characters)
 ovid       line-numbered Ovid strategies: real CLEF TAR strategies, mutated, and made-up
@@ -22,6 +22,10 @@ ovid       line-numbered Ovid strategies: real CLEF TAR strategies, mutated, and
 answers    model answers: code fences, ``Query:`` prose, JSON and dict wrappers,
            Elasticsearch ``bool`` queries, around drawn queries
 =========  ==========================================================================
+
+A run draws the classes in the shares of :data:`WEIGHTS`; sizes are mostly small, with one
+draw in 32 of the deep and chain classes at the large end (a large input costs time in
+every check).
 
 The real queries come from ``../shared/data`` (``$BLOCKGEN_SHARED_DATA``); nothing is copied
 into the repository. When the folder is absent, :func:`corpus` says so and the ``mutated`` and
@@ -39,7 +43,7 @@ from hypothesis import strategies as st
 
 from blockgen.grammar import terminal_regex
 
-__all__ = ["CLASSES", "Corpus", "corpus", "strategy", "case_strategy", "mutate", "variants"]
+__all__ = ["CLASSES", "WEIGHTS", "Corpus", "corpus", "strategy", "case_strategy", "mutate", "variants"]
 
 # ---------------------------------------------------------------- alphabets
 
@@ -259,8 +263,8 @@ def _bytes() -> st.SearchStrategy[str]:
 
 
 def _deep() -> st.SearchStrategy[str]:
-    # mostly shallow: one draw in 16 goes deep (every size costs time in every check)
-    depth = st.integers(0, 15).flatmap(lambda r: st.integers(400, 3000) if r == 0 else st.integers(60, 400) if r < 4 else st.integers(1, 60))
+    # mostly shallow: one draw in 32 goes past 400 (every size costs time in every check)
+    depth = st.integers(0, 31).flatmap(lambda r: st.integers(400, 2000) if r == 0 else st.integers(60, 300) if r < 5 else st.integers(1, 60))
     inner = st.one_of(st.just("a"), st.sampled_from(['"a b"', "a[tiab]", "x:y", "a OR b", "a AND b NOT c", "", "NOT a"]),
                       _grammar_word())
     opener = st.sampled_from(["(", "( ", "NOT (", "a AND (", "(a OR ", '("x" OR ', "((", "(\n"])
@@ -275,7 +279,7 @@ def _deep() -> st.SearchStrategy[str]:
 
 
 def _chain() -> st.SearchStrategy[str]:
-    k = st.integers(0, 15).flatmap(lambda r: st.integers(300, 2000) if r == 0 else st.integers(1, 300))
+    k = st.integers(0, 31).flatmap(lambda r: st.integers(300, 2000) if r == 0 else st.integers(1, 150))
     op = st.sampled_from([" AND b", " OR b", " NOT b", " AND b NOT c", " b", " AND", " NOT", " OR (b)", ' OR "b c"',
                           " AND b[tiab]", " x:y", " and b", "NOT ", " AND\n", "(a) AND "])
 
@@ -286,7 +290,7 @@ def _chain() -> st.SearchStrategy[str]:
     chains = st.tuples(st.sampled_from(["a", "", "(", "NOT ", '"']), op, k, st.sampled_from(["", ")", " c", '"', " AND"])).map(build)
     long_open = st.tuples(st.sampled_from(['"', "[", "a[", '("', 'x:"', "(a OR \"", '"a" [']),
                           st.sampled_from(["a", "a ", "ab c", "Київ ", "x(", "[", "(", '" "']),
-                          st.integers(0, 15).flatmap(lambda r: st.integers(500, 5000) if r == 0 else st.integers(1, 500))).map(
+                          st.integers(0, 31).flatmap(lambda r: st.integers(500, 5000) if r == 0 else st.integers(1, 300))).map(
         lambda t: t[0] + t[1] * t[2])
     return st.one_of(chains, chains, long_open)
 
@@ -306,7 +310,7 @@ def _made_up_strategy() -> st.SearchStrategy[str]:
 def _ovid() -> st.SearchStrategy[str]:
     c = corpus()
     seeds = st.one_of(st.sampled_from(c.strategies), _made_up_strategy())
-    chain = st.integers(0, 15).flatmap(lambda r: st.integers(100, 700) if r == 0 else st.integers(2, 100)).map(lambda n: "a\n" + "\n".join(f"{i - 1} or b{i}" for i in range(2, n + 1)))
+    chain = st.integers(0, 31).flatmap(lambda r: st.integers(100, 700) if r == 0 else st.integers(2, 60)).map(lambda n: "a\n" + "\n".join(f"{i - 1} or b{i}" for i in range(2, n + 1)))
     return st.one_of(seeds, _mutated(seeds, seeds), _mutated(seeds, seeds), chain)
 
 
@@ -344,9 +348,19 @@ def strategy(name: str) -> st.SearchStrategy[str]:
     return CLASSES[name]()
 
 
+#: Shares of the classes in a run: the large inputs (deep, chain, ovid) cost 10 to 50 times
+#: more per input than the others, so they get fewer draws.
+WEIGHTS = {"grammar": 3, "mutated": 3, "unicode": 2, "bytes": 1, "deep": 1, "chain": 1, "ovid": 1, "answers": 2}
+
+
 def case_strategy(names) -> st.SearchStrategy[tuple[str, str, int]]:
-    """``(class, text, mutation seed)`` drawn from the classes ``names``, in equal shares (see :func:`variants`)."""
-    return st.one_of([st.tuples(st.just(n), strategy(n), st.integers(0, 2**32 - 1)) for n in names])
+    """``(class, text, mutation seed)`` drawn from the classes ``names`` in the shares of
+    :data:`WEIGHTS` (see :func:`variants` for the seed)."""
+    branches = []
+    for n in names:
+        branch = st.tuples(st.just(n), strategy(n), st.integers(0, 2**32 - 1))
+        branches += [branch] * WEIGHTS.get(n, 1)
+    return st.one_of(branches)
 
 
 def variants(text: str, seed: int, count: int) -> list[str]:
