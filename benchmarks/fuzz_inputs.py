@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Optional
 
 from hypothesis import strategies as st
 
@@ -262,9 +262,18 @@ def _bytes() -> st.SearchStrategy[str]:
     )
 
 
-def _deep() -> st.SearchStrategy[str]:
+def _sizes(small: tuple[int, int], mid: Optional[tuple[int, int]], large: tuple[int, int], bound: Optional[int]):
+    """Sizes: one draw in 32 from ``large``, four from ``mid`` (if any), the rest from ``small``;
+    with a ``bound``, uniformly up to it (the bounded share that CI runs)."""
+    if bound is not None:
+        return st.integers(small[0], bound)
+    return st.integers(0, 31).flatmap(
+        lambda r: st.integers(*large) if r == 0 else st.integers(*mid) if mid and r < 5 else st.integers(*small))
+
+
+def _deep(bound: Optional[int] = None) -> st.SearchStrategy[str]:
     # mostly shallow: one draw in 32 goes past 400 (every size costs time in every check)
-    depth = st.integers(0, 31).flatmap(lambda r: st.integers(400, 2000) if r == 0 else st.integers(60, 300) if r < 5 else st.integers(1, 60))
+    depth = _sizes((1, 60), (60, 300), (400, 2000), bound)
     inner = st.one_of(st.just("a"), st.sampled_from(['"a b"', "a[tiab]", "x:y", "a OR b", "a AND b NOT c", "", "NOT a"]),
                       _grammar_word())
     opener = st.sampled_from(["(", "( ", "NOT (", "a AND (", "(a OR ", '("x" OR ', "((", "(\n"])
@@ -278,8 +287,8 @@ def _deep() -> st.SearchStrategy[str]:
     return st.tuples(depth, opener, inner, closer, st.integers(-3, 3)).map(build)
 
 
-def _chain() -> st.SearchStrategy[str]:
-    k = st.integers(0, 31).flatmap(lambda r: st.integers(300, 2000) if r == 0 else st.integers(1, 150))
+def _chain(bound: Optional[int] = None) -> st.SearchStrategy[str]:
+    k = _sizes((1, 150), None, (300, 2000), bound)
     op = st.sampled_from([" AND b", " OR b", " NOT b", " AND b NOT c", " b", " AND", " NOT", " OR (b)", ' OR "b c"',
                           " AND b[tiab]", " x:y", " and b", "NOT ", " AND\n", "(a) AND "])
 
@@ -290,7 +299,7 @@ def _chain() -> st.SearchStrategy[str]:
     chains = st.tuples(st.sampled_from(["a", "", "(", "NOT ", '"']), op, k, st.sampled_from(["", ")", " c", '"', " AND"])).map(build)
     long_open = st.tuples(st.sampled_from(['"', "[", "a[", '("', 'x:"', "(a OR \"", '"a" [']),
                           st.sampled_from(["a", "a ", "ab c", "Київ ", "x(", "[", "(", '" "']),
-                          st.integers(0, 31).flatmap(lambda r: st.integers(500, 5000) if r == 0 else st.integers(1, 300))).map(
+                          _sizes((1, 300), None, (500, 5000), bound)).map(
         lambda t: t[0] + t[1] * t[2])
     return st.one_of(chains, chains, long_open)
 
@@ -307,10 +316,10 @@ def _made_up_strategy() -> st.SearchStrategy[str]:
         lambda t: "\n".join((f"{i}. {s}" if t[1] else s) for i, s in enumerate(t[0], 1)))
 
 
-def _ovid() -> st.SearchStrategy[str]:
+def _ovid(bound: Optional[int] = None) -> st.SearchStrategy[str]:
     c = corpus()
     seeds = st.one_of(st.sampled_from(c.strategies), _made_up_strategy())
-    chain = st.integers(0, 31).flatmap(lambda r: st.integers(100, 700) if r == 0 else st.integers(2, 60)).map(lambda n: "a\n" + "\n".join(f"{i - 1} or b{i}" for i in range(2, n + 1)))
+    chain = _sizes((2, 60), None, (100, 700), bound).map(lambda n: "a\n" + "\n".join(f"{i - 1} or b{i}" for i in range(2, n + 1)))
     return st.one_of(seeds, _mutated(seeds, seeds), _mutated(seeds, seeds), chain)
 
 
@@ -341,11 +350,16 @@ CLASSES: dict[str, Callable[[], st.SearchStrategy[str]]] = {
 }
 
 
-def strategy(name: str) -> st.SearchStrategy[str]:
-    """The strategy of one input class (see the module docstring)."""
+#: The classes whose sizes can be bounded (:func:`strategy`'s ``bound``).
+SIZED = ("deep", "chain", "ovid")
+
+
+def strategy(name: str, bound: Optional[int] = None) -> st.SearchStrategy[str]:
+    """The strategy of one input class (see the module docstring); ``bound`` caps the nesting
+    depth or repetition count of the sized classes (:data:`SIZED`), e.g. for CI."""
     if name not in CLASSES:
         raise KeyError(f"unknown input class {name!r}; choose from {', '.join(CLASSES)}")
-    return CLASSES[name]()
+    return CLASSES[name](bound) if name in SIZED else CLASSES[name]()
 
 
 #: Shares of the classes in a run: the large inputs (deep, chain, ovid) cost 10 to 50 times
