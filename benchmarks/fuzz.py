@@ -169,6 +169,10 @@ class Run:
     stopped: str = ""
 
 
+def _stop(signum, frame):  # pragma: no cover - only when the run is stopped
+    raise KeyboardInterrupt()
+
+
 def _alarm(signum, frame):  # pragma: no cover - only on a real timeout
     raise FuzzTimeout()
 
@@ -322,6 +326,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.n < 1 or args.per_draw < 1 or args.chunk < 1:
         return report.fail("--n, --per-draw and --chunk must be at least 1")
     warnings.simplefilter("ignore")  # dialect notes are warnings; the checks look at the results
+    signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops the run early and still writes its results
     data = corpus()
     print(f"inputs: {args.n:,} from {', '.join(args.classes)}; mutation seeds: {data.source}", flush=True)
     run = fuzz(args.n, args.seed, args.classes, args.functions, args.timeout, args.slow, args.chunk, not args.no_progress,
