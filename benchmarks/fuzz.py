@@ -12,7 +12,8 @@ document), the invariant failures (a wrong answer), the timeouts (``--timeout`` 
 call; the call is interrupted) and the slowest input (time and a short repr in which runs are
 written ``"("*200``). Distinct crashes and failures are listed with their shortest
 reproducer; calls slower than ``--slow`` seconds are recorded. ``--seed`` makes a run
-reproducible (hypothesis draws ``--chunk`` inputs per seed, the seeds follow from it).
+reproducible (the classes take turns of ``--chunk`` hypothesis draws, one seed per turn, each
+draw giving ``--per-draw`` inputs: the drawn text and its mutations).
 Results: ``benchmarks/results/fuzz.json``.
 """
 
@@ -30,7 +31,7 @@ from typing import Callable, Optional, Sequence
 
 from benchmarks import report
 from benchmarks.fuzz_checks import CHECKS, Broken
-from benchmarks.fuzz_inputs import CLASSES, case_strategy, corpus, variants
+from benchmarks.fuzz_inputs import CLASSES, case_strategy, corpus, schedule, variants
 
 NAME = "fuzz"
 #: Examples kept per distinct crash or failure.
@@ -213,10 +214,13 @@ def fuzz(
     slow: float = 1.0,
     chunk: int = 1000,
     progress: bool = True,
-    per_draw: int = 4,
+    per_draw: int = 8,
     checkpoint: Optional[Callable[[Run], None]] = None,
 ) -> Run:
     """Draw ``n`` inputs from ``classes`` and run the ``functions``' checks on each.
+
+    The classes take turns (:func:`benchmarks.fuzz_inputs.schedule`): ``chunk`` hypothesis
+    draws of one class, then of the next.
 
     Each hypothesis draw gives ``per_draw`` inputs: the drawn text and ``per_draw - 1``
     mutations of it (:func:`benchmarks.fuzz_inputs.variants`). ``checkpoint(run)`` is called
@@ -227,22 +231,25 @@ def fuzz(
 
     checks = {name: CHECKS[name] for name in functions}
     run = Run({name: Record(name) for name in checks}, {c: 0 for c in classes})
-    strategy = case_strategy(classes)
+    order = schedule(classes)
+    strategies = {c: case_strategy(c) for c in classes}
     seen: set[int] = set()
     bar = tqdm(total=n, unit="input", disable=not progress, smoothing=0.02, mininterval=1.0)
     previous = signal.signal(signal.SIGALRM, _alarm) if timeout else None
     start = time.perf_counter()
     try:
         part = 0
-        while run.inputs < n:
+        exhausted = 0
+        while run.inputs < n and exhausted < len(order):
             before = run.inputs
+            cls = order[part % len(order)]
 
-            @settings(max_examples=max(1, min(chunk, (n - run.inputs) // per_draw)), database=None, deadline=None,
+            @settings(max_examples=max(1, min(chunk, -(-(n - run.inputs) // per_draw))), database=None, deadline=None,
                       phases=[Phase.generate], suppress_health_check=list(HealthCheck))
             @hseed(seed * 1_000_003 + part)
-            @given(strategy)
+            @given(strategies[cls])
             def one(case):
-                cls, drawn, mutation_seed = case
+                drawn, mutation_seed = case
                 for text in variants(drawn, mutation_seed, per_draw):
                     if run.inputs >= n:
                         return
@@ -258,11 +265,10 @@ def fuzz(
                 run.stopped = f"interrupted after {run.inputs:,} inputs"
                 break
             part += 1
+            exhausted = exhausted + 1 if run.inputs == before else 0  # every class exhausted: stop
             if checkpoint is not None:
                 run.seconds, run.distinct = time.perf_counter() - start, len(seen)
                 checkpoint(run)
-            if run.inputs == before:  # the strategies are exhausted
-                break
     finally:
         if timeout:
             signal.signal(signal.SIGALRM, previous)
@@ -317,8 +323,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--functions", nargs="+", choices=list(CHECKS), default=list(CHECKS), help="checks (default all)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call before it is interrupted (0: none)")
     parser.add_argument("--slow", type=float, default=1.0, help="record calls slower than this many seconds")
-    parser.add_argument("--chunk", type=int, default=500, help="draws hypothesis makes per seed")
-    parser.add_argument("--per-draw", type=int, default=4, help="inputs per draw: the drawn text and its mutations")
+    parser.add_argument("--chunk", type=int, default=50, help="draws of one class in a turn (one hypothesis seed)")
+    parser.add_argument("--per-draw", type=int, default=8, help="inputs per draw: the drawn text and its mutations")
     parser.add_argument("--out", help="results directory (default benchmarks/results)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--checkpoint", type=float, default=300.0, help="write the results so far every this many seconds (0: never)")

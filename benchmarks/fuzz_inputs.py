@@ -23,7 +23,7 @@ answers    model answers: code fences, ``Query:`` prose, JSON and dict wrappers,
            Elasticsearch ``bool`` queries, around drawn queries
 =========  ==========================================================================
 
-A run draws the classes in the shares of :data:`WEIGHTS`; sizes are mostly small, with one
+A run draws the classes in turn, in the shares of :data:`WEIGHTS` (:func:`schedule`); sizes are mostly small, with one
 draw in 32 of the deep and chain classes at the large end (a large input costs time in
 every check).
 
@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 
 from blockgen.grammar import terminal_regex
 
-__all__ = ["CLASSES", "WEIGHTS", "Corpus", "corpus", "strategy", "case_strategy", "mutate", "variants"]
+__all__ = ["CLASSES", "WEIGHTS", "Corpus", "corpus", "strategy", "case_strategy", "schedule", "mutate", "variants"]
 
 # ---------------------------------------------------------------- alphabets
 
@@ -362,19 +362,19 @@ def strategy(name: str, bound: Optional[int] = None) -> st.SearchStrategy[str]:
     return CLASSES[name](bound) if name in SIZED else CLASSES[name]()
 
 
-#: Shares of the classes in a run: the large inputs (deep, chain, ovid) cost 10 to 50 times
-#: more per input than the others, so they get fewer draws.
-WEIGHTS = {"grammar": 3, "mutated": 3, "unicode": 2, "bytes": 1, "deep": 1, "chain": 1, "ovid": 1, "answers": 2}
+#: Shares of the classes in a run (draws of each class per cycle): the large inputs (deep,
+#: chain, ovid) cost 10 to 50 times more per input than the others, so they get fewer draws.
+WEIGHTS = {"grammar": 4, "mutated": 4, "unicode": 3, "bytes": 2, "answers": 3, "deep": 1, "chain": 1, "ovid": 1}
 
 
-def case_strategy(names) -> st.SearchStrategy[tuple[str, str, int]]:
-    """``(class, text, mutation seed)`` drawn from the classes ``names`` in the shares of
-    :data:`WEIGHTS` (see :func:`variants` for the seed)."""
-    branches = []
-    for n in names:
-        branch = st.tuples(st.just(n), strategy(n), st.integers(0, 2**32 - 1))
-        branches += [branch] * WEIGHTS.get(n, 1)
-    return st.one_of(branches)
+def schedule(names) -> list[str]:
+    """The classes ``names`` in the order a run draws them, each :data:`WEIGHTS` times per cycle."""
+    return [n for n in names for _ in range(WEIGHTS.get(n, 1))]
+
+
+def case_strategy(name: str) -> st.SearchStrategy[tuple[str, int]]:
+    """``(text, mutation seed)`` drawn from class ``name`` (see :func:`variants` for the seed)."""
+    return st.tuples(strategy(name), st.integers(0, 2**32 - 1))
 
 
 def variants(text: str, seed: int, count: int) -> list[str]:
