@@ -335,8 +335,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops the run early and still writes its results
     data = corpus()
     print(f"inputs: {args.n:,} from {', '.join(args.classes)}; mutation seeds: {data.source}", flush=True)
-    run = fuzz(args.n, args.seed, args.classes, args.functions, args.timeout, args.slow, args.chunk, not args.no_progress,
-               args.per_draw)
     out = report.results_dir(args.out) / f"{NAME}.json"
     last = [time.monotonic()]
 
