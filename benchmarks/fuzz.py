@@ -14,7 +14,9 @@ written ``"("*200``). Distinct crashes and failures are listed with their shorte
 reproducer; calls slower than ``--slow`` seconds are recorded. ``--seed`` makes a run
 reproducible (the classes take turns of ``--chunk`` hypothesis draws, one seed per turn, each
 draw giving ``--per-draw`` inputs: the drawn text and its mutations).
-Results: ``benchmarks/results/fuzz.json``.
+Results: ``benchmarks/results/fuzz.json``. Runs made side by side (one process each, different
+``--seed``, ``--out``) are combined with ``--merge A/fuzz.json B/fuzz.json``; ``kill PID`` stops
+a run early and still writes what it found (``--checkpoint`` writes it as it goes).
 """
 
 from __future__ import annotations
@@ -315,6 +317,70 @@ def _payload(run: Run, args, argv, data, partial: bool = False) -> dict:
     }
 
 
+FINDING_COLUMNS = [("function", "function"), ("kind", "kind"), ("count", "count", ","), ("where", "where"),
+                   ("error_short", "error"), ("example_short", "shortest input")]
+
+
+def print_report(payload: dict, slow: float) -> None:
+    """Print the per-function table, the distinct findings and the slowest calls of a result."""
+    meta = payload["meta"]
+    commands = meta.get("commands") or [meta["command"]]
+    stopped = f"; {payload['stopped']}" if payload.get("stopped") else ""
+    title = (f"fuzz: {payload['inputs']:,} inputs ({payload['distinct']:,} distinct) in {payload['seconds']:,.0f} s, "
+             f"{payload['inputs_per_second']:,.0f} inputs/s ({' & '.join(commands)}){stopped}")
+    report.print_table(payload["functions"], COLUMNS, title)
+    if payload["findings"]:
+        report.print_table(payload["findings"], FINDING_COLUMNS, "distinct findings")
+    if payload["slow"]:
+        report.print_table(payload["slow"][:10], [("seconds", "s", ".3f"), ("function", "function"), ("class", "class"),
+                                                  ("input", "input")], f"slowest calls (>= {slow} s)")
+
+
+def merge(payloads: Sequence[dict]) -> dict:
+    """One result from the results of runs made side by side (``--merge``): counts added, the
+    slowest input and the shortest examples kept; ``seconds`` is the longest run's."""
+    functions: dict[str, dict] = {}
+    for p in payloads:
+        for row in p["functions"]:
+            into = functions.setdefault(row["function"], {**row, "inputs": 0, "crashes": 0, "failures": 0, "timeouts": 0,
+                                                          "mean_us": 0.0, "slowest_s": -1.0})
+            total = into["inputs"] + row["inputs"]
+            into["mean_us"] = (into["mean_us"] * into["inputs"] + row["mean_us"] * row["inputs"]) / max(total, 1)
+            for key in ("inputs", "crashes", "failures", "timeouts"):
+                into[key] += row[key]
+            if row["slowest_s"] > into["slowest_s"]:
+                into.update(slowest_s=row["slowest_s"], slowest_input=row["slowest_input"], slowest_class=row["slowest_class"])
+    findings: dict[tuple, dict] = {}
+    for p in payloads:
+        for f in p["findings"]:
+            key = (f["function"], f["kind"], f["where"])
+            if key not in findings:
+                findings[key] = dict(f)
+                continue
+            into = findings[key]
+            into["count"] += f["count"]
+            into["examples"] = sorted(into["examples"] + f["examples"], key=lambda e: e[0])[:EXAMPLES]
+            if f["length"] < into["length"]:
+                into.update({k: f[k] for k in ("length", "class", "example", "example_short")})
+    classes: dict[str, int] = {}
+    for p in payloads:
+        for c, k in p["classes"].items():
+            classes[c] = classes.get(c, 0) + k
+    inputs = sum(p["inputs"] for p in payloads)
+    seconds = max(p["seconds"] for p in payloads)
+    meta = dict(payloads[0]["meta"], commands=[p["meta"]["command"] for p in payloads],
+                seeds=[p["meta"].get("seed") for p in payloads], merged=len(payloads))
+    return {
+        "meta": meta, "partial": any(p.get("partial") for p in payloads),
+        "stopped": "; ".join(p["stopped"] for p in payloads if p.get("stopped")),
+        "requested": sum(p.get("requested", 0) for p in payloads), "inputs": inputs,
+        "distinct": sum(p["distinct"] for p in payloads), "seconds": seconds, "inputs_per_second": inputs / max(seconds, 1e-9),
+        "classes": classes, "functions": list(functions.values()),
+        "findings": sorted(findings.values(), key=lambda r: (r["function"], -r["count"])),
+        "slow": sorted((s for p in payloads for s in p["slow"]), key=lambda s: -s["seconds"])[:SLOW_KEPT],
+    }
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="inputs to draw (default 10,000)")
@@ -328,7 +394,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", help="results directory (default benchmarks/results)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--checkpoint", type=float, default=300.0, help="write the results so far every this many seconds (0: never)")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="instead of fuzzing: merge the results of runs made side by side (different --seed) into one")
     args = parser.parse_args(argv)
+    if args.merge:
+        import json
+
+        try:
+            parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.merge]
+        except (OSError, ValueError) as err:
+            return report.fail(f"cannot read the results to merge: {err}")
+        payload = merge(parts)
+        print_report(payload, args.slow)
+        print(f"wrote {report.write_json(report.results_dir(args.out) / f'{NAME}.json', payload)}")
+        return 0
     if args.n < 1 or args.per_draw < 1 or args.chunk < 1:
         return report.fail("--n, --per-draw and --chunk must be at least 1")
     warnings.simplefilter("ignore")  # dialect notes are warnings; the checks look at the results
@@ -345,17 +424,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     run = fuzz(args.n, args.seed, args.classes, args.functions, args.timeout, args.slow, args.chunk, not args.no_progress,
                args.per_draw, checkpoint if args.checkpoint > 0 else None)
-    command = ("python -m benchmarks.fuzz " + " ".join(argv or [])).rstrip()
-    title = (f"fuzz: {run.inputs:,} inputs ({run.distinct:,} distinct) in {run.seconds:,.0f} s, "
-             f"{run.inputs / max(run.seconds, 1e-9):,.0f} inputs/s ({command})" + (f"; {run.stopped}" if run.stopped else ""))
     payload = _payload(run, args, argv, data)
-    report.print_table(payload["functions"], COLUMNS, title)
-    if payload["findings"]:
-        report.print_table(payload["findings"], [("function", "function"), ("kind", "kind"), ("count", "count", ","), ("where", "where"),
-                                                 ("error_short", "error"), ("example_short", "shortest input")], "distinct findings")
-    if run.slow:
-        report.print_table(payload["slow"][:10], [("seconds", "s", ".3f"), ("function", "function"), ("class", "class"), ("input", "input")],
-                           f"slowest calls (>= {args.slow} s)")
+    print_report(payload, args.slow)
     print(f"wrote {report.write_json(out, payload)}")
     return 0
 

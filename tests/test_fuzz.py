@@ -147,3 +147,18 @@ def test_the_command_runs_a_small_fuzz_and_writes_its_table(tmp_path, capsys):
     result = json.loads((tmp_path / "fuzz.json").read_text(encoding="utf-8"))
     assert result["inputs"] == 12 and {r["function"] for r in result["functions"]} == {"parse", "repair"}
     assert all(r["inputs"] == 12 for r in result["functions"])
+    assert result["classes"] == {"grammar": 8, "bytes": 4} or sum(result["classes"].values()) == 12
+
+
+def test_runs_side_by_side_merge_into_one_table(tmp_path, capsys):
+    import json
+
+    from benchmarks import fuzz
+
+    for seed in (1, 2):
+        assert fuzz.main(["--n", "5", "--seed", str(seed), "--classes", "bytes", "--functions", "parse", "--chunk", "2",
+                          "--per-draw", "2", "--no-progress", "--out", str(tmp_path / str(seed))]) == 0
+    assert fuzz.main(["--merge", str(tmp_path / "1" / "fuzz.json"), str(tmp_path / "2" / "fuzz.json"), "--out", str(tmp_path)]) == 0
+    merged = json.loads((tmp_path / "fuzz.json").read_text(encoding="utf-8"))
+    assert merged["inputs"] == 10 and merged["functions"][0]["inputs"] == 10 and merged["meta"]["seeds"] == [1, 2]
+    assert "10 inputs" in capsys.readouterr().out
