@@ -23,6 +23,8 @@ READERS = {
     "translate": ["translate", "--from", "pubmed", "--to", "lucene"],
     "translate --lines": ["translate", "--from", "pubmed", "--to", "lucene", "--lines"],
 }
+#: The same, and generate's prompt file (read before any model is loaded).
+ALL_READERS = {**READERS, "generate": ["generate", "--input", "-"]}
 
 
 def strict_stdin(data: bytes) -> io.TextIOWrapper:
@@ -43,18 +45,19 @@ def one_error_line(err: str) -> bool:
 # ---------------------------------------------------------------- encoding
 
 
-@pytest.mark.parametrize("name", list(READERS))
+@pytest.mark.parametrize("name", list(ALL_READERS))
 def test_invalid_utf8_on_stdin_is_one_line_naming_the_byte_and_exit_2(name):
-    code, out, err = run(READERS[name], b"a OR b\n\xff\xfe c\n")
+    code, out, err = run(ALL_READERS[name], b"a OR b\n\xff\xfe c\n")
     assert code == 2 and out == ""
     assert one_error_line(err) and "standard input is not UTF-8 text" in err and "at byte 7" in err
 
 
-@pytest.mark.parametrize("name", list(READERS))
+@pytest.mark.parametrize("name", list(ALL_READERS))
 def test_invalid_utf8_in_a_file_is_one_line_naming_the_file_and_byte_and_exit_2(name, tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"caf\xe9\n")
-    code, out, err = run(READERS[name] + [str(path)])
+    argv = ALL_READERS[name][:-1] if name == "generate" else ALL_READERS[name]
+    code, out, err = run(argv + [str(path)])
     assert code == 2 and out == "" and one_error_line(err) and f"{path} is not UTF-8 text" in err and "byte 3" in err
 
 
