@@ -9,7 +9,9 @@ through every check of :mod:`benchmarks.fuzz_checks` (parse, format in every sty
 dialect, repair, shortest_completion, convert_ovid, the dialect readers, answer extraction).
 Per function the table gives the inputs, the crashes (an exception the function does not
 document), the invariant failures (a wrong answer), the timeouts (``--timeout`` seconds per
-call; the call is interrupted) and the slowest input (time and a short repr in which runs are
+call; the call is interrupted by an alarm, which Python delivers between bytecodes: a call
+stuck inside one regular-expression match is interrupted when the match returns, and its
+time is in the slow-call record either way) and the slowest input (time and a short repr in which runs are
 written ``"("*200``). Distinct crashes and failures are listed with their shortest
 reproducer; calls slower than ``--slow`` seconds are recorded. ``--seed`` makes a run
 reproducible (the classes take turns of ``--chunk`` hypothesis draws, one seed per turn, each
