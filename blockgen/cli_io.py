@@ -20,6 +20,7 @@ Every ``blockgen`` subcommand reads its input and reports its errors through thi
 from __future__ import annotations
 
 import io
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,8 @@ __all__ = [
 
 #: Exit code of every error (usage, unreadable input, a failed run).
 EXIT_USAGE = 2
+#: A message that already names the command.
+_PREFIXED = re.compile(r"blockgen(?: [\w.-]+)?: ")
 #: Where standard input is named in messages.
 STDIN_NAME = "standard input"
 
@@ -59,7 +62,7 @@ def one_line(err: Union[BaseException, str], limit: int = 500) -> str:
 def report(stderr: TextIO, message: Union[BaseException, str], prog: str = "blockgen", code: int = EXIT_USAGE) -> int:
     """Print ``prog: message`` as one line on ``stderr``; returns ``code``."""
     text = one_line(message)
-    if text.startswith(prog + ":") or text.startswith("blockgen"):
+    if _PREFIXED.match(text):  # already "blockgen: ..." or "blockgen COMMAND: ..." (argparse's messages)
         print(text, file=stderr)
     else:
         print(f"{prog}: {text}", file=stderr)

@@ -174,3 +174,12 @@ def test_every_error_is_one_line_on_stderr_with_exit_2(argv, tmp_path):
 def test_errors_name_the_subcommand():
     code, _, err = run(["ovid", "/no/such/file"])
     assert err == "blockgen ovid: file not found: /no/such/file\n"
+
+
+def test_a_message_starting_with_blockgen_still_gets_the_command_prefix():
+    err = io.StringIO()
+    assert cli_io.report(err, "blockgen needs a fast tokenizer", "blockgen generate") == 2
+    assert err.getvalue() == "blockgen generate: blockgen needs a fast tokenizer\n"
+    err = io.StringIO()
+    cli_io.report(err, "blockgen validate: unrecognized arguments: -x\nusage: blockgen validate", "blockgen")
+    assert err.getvalue() == "blockgen validate: unrecognized arguments: -x usage: blockgen validate\n"
