@@ -152,8 +152,9 @@ def _signature(kind: str, err: Optional[BaseException]) -> tuple[str, str]:
     if kind == "failure":
         return kind, str(err).split(":")[0][:80]
     frames = traceback.extract_tb(err.__traceback__)
-    ours = [f for f in frames if "blockgen" in f.filename and "benchmarks" not in f.filename]
-    where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
+    ours = [f for f in frames if "blockgen" in f.filename and "benchmarks" not in f.filename] or frames[-1:]
+    # no blockgen frame: the innermost one (e.g. "<string>:__eq__", a dataclass comparing deep trees)
+    where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno} {ours[-1].name}" if ours else "?"
     return kind, f"{type(err).__name__} at {where}"
 
 

@@ -136,7 +136,11 @@ def check_repair(text: str) -> None:
         except QuerySyntaxError as err:
             raise Broken(f"repair(cut_off={cut_off}) output does not parse: {result.text[:80]!r} ({str(err).splitlines()[0]})") from None
         _must(again == result.query, f"repair(cut_off={cut_off}) output text and tree differ")
-        second = repair(result.text)
+        try:
+            second = repair(result.text)
+        except RepairError as err:
+            raise Broken(f"repair(cut_off={cut_off}) is not idempotent: repair of its output {result.text[:60]!r} "
+                         f"raises RepairError ({err})") from None
         _must(second.text == result.text and not second.edits, f"repair(cut_off={cut_off}) is not idempotent: {result.text[:60]!r} -> {second.text[:60]!r}")
         if not cut_off and is_valid(text):
             _must(result.query == parse(text) and not result.edits, "repair changed a valid query")
