@@ -10,6 +10,8 @@
   repair of real and wrapped LLM answers.
 * ``closing``: an engine's grammar mask cut at the budget + repair (as with vLLM) vs blockgen's closing;
 * ``quality``: how close the default model's queries come to experts' and users' queries (held-out topics).
+* ``fuzz``: every public text function on hypothesis-drawn and mutated real inputs: crashes,
+  invariant failures and the slowest input per function (writes ``fuzz.json`` only).
 
 Each prints a table and writes ``benchmarks/results/NAME.json`` and ``NAME.png``.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality")
+BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality", "fuzz")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

@@ -7,8 +7,10 @@
     cat queries.txt | blockgen validate -    # FILE omitted or '-': standard input
 
 Exit codes: 0 all good, 1 some query invalid (``validate``, ``format``) or not repairable
-(``repair``), 2 usage error (unknown option, missing file; a message on standard error,
-never a traceback).
+(``repair``), 2 any error (unknown option, missing file, input that is not UTF-8, a query
+that cannot be processed): one line on standard error, never a traceback. Input is strict
+UTF-8 and lines are split on ``\n`` and ``\r\n`` only, for every subcommand
+(:mod:`blockgen.cli_io`).
 
 Adding a subcommand: write a module with ``add_parser(subparsers)`` that calls
 ``subparsers.add_parser(NAME, ...)``, adds its options and sets
@@ -23,12 +25,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
+from blockgen.cli_io import CLIError, EXIT_USAGE, at_line, json_line, numbered_lines, report, read_text, unexpected, utf8_streams
 from blockgen.formatter import STYLES, format_query
 from blockgen.parser import QuerySyntaxError, parse
 
@@ -43,7 +44,7 @@ SUBCOMMANDS: dict[str, str] = {
 Runner = Callable[..., int]
 
 
-class UsageError(Exception):
+class UsageError(CLIError):
     """A command-line usage problem (exit code 2)."""
 
 
@@ -51,26 +52,15 @@ class UsageError(Exception):
 
 
 def read_queries(file: Optional[str], query: Optional[str], stdin: TextIO) -> list[tuple[int, str]]:
-    """Numbered non-blank lines (1-based) from ``-q QUERY``, a FILE, or standard input (``None``/``-``)."""
+    """Numbered non-blank lines (1-based) from ``-q QUERY``, a FILE, or standard input (``None``/``-``).
+
+    Read by :mod:`blockgen.cli_io`'s convention: strict UTF-8, lines split on ``\n`` and ``\r\n`` only.
+    """
     if query is not None and file not in (None, "-"):
         raise UsageError("give a FILE or -q QUERY, not both")
     if query is not None:
-        return [(1, query)]
-    if file in (None, "-"):
-        text = stdin.read()
-    else:
-        path = Path(file)
-        if not path.exists():
-            raise UsageError(f"file not found: {path}")
-        if not path.is_file():
-            raise UsageError(f"not a file: {path}")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise UsageError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-        except OSError as err:
-            raise UsageError(f"cannot read {path}: {err.strerror}") from None
-    return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        return [(1, read_text(None, stdin, query=query))]
+    return numbered_lines(read_text(file, stdin))
 
 
 def _add_input_args(p: argparse.ArgumentParser) -> None:
@@ -79,7 +69,7 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
 
 
 def _json_line(record: dict, stdout: TextIO) -> None:
-    print(json.dumps(record, ensure_ascii=False), file=stdout)
+    print(json_line(record), file=stdout)
 
 
 # ---------------------------------------------------------------- validate
@@ -101,7 +91,8 @@ def run_validate(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     bad = 0
     for number, line in read_queries(args.file, args.query, stdin):
         try:
-            parse(line)
+            with at_line(number, QuerySyntaxError):
+                parse(line)
             error: Optional[QuerySyntaxError] = None
         except QuerySyntaxError as err:
             error, bad = err, bad + 1
@@ -128,10 +119,12 @@ def run_repair(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     failed = 0
     for number, line in read_queries(args.file, args.query, stdin):
         try:
-            result = repair(line, cut_off=args.cut_off)
+            with at_line(number, RepairError):
+                result = repair(line, cut_off=args.cut_off)
+                text = format_query(result.query, args.style)
             problem = None
         except RepairError as err:
-            result, problem, failed = None, str(err), failed + 1
+            result, text, problem, failed = None, "", str(err), failed + 1
         if args.json:
             _json_line(
                 {
@@ -147,7 +140,7 @@ def run_repair(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
         elif result is None:
             print(f"blockgen repair: line {number}: {problem}", file=stderr)
         else:
-            print(format_query(result.query, args.style), file=stdout)
+            print(text, file=stdout)
             if args.verbose:
                 for edit in result.edits:
                     print(f"line {number}: {edit}", file=stderr)
@@ -163,7 +156,8 @@ def run_format(args, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     printed = 0
     for number, line in read_queries(args.file, args.query, stdin):
         try:
-            text = format_query(parse(line), style=args.style)
+            with at_line(number, QuerySyntaxError):
+                text = format_query(parse(line), style=args.style)
         except QuerySyntaxError as err:
             bad += 1
             print(f"blockgen format: line {number}: {err}", file=stderr)
@@ -244,10 +238,16 @@ def main(
     stderr: Optional[TextIO] = None,
     stdin: Optional[TextIO] = None,
 ) -> int:
-    """Run the ``blockgen`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run the ``blockgen`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Every error is one line on standard error and exit code 2 (:mod:`blockgen.cli_io`); an
+    exception no subcommand expected is caught here too, never shown as a traceback.
+    """
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
-    parser = build_parser()
+    utf8_streams(stdout, stderr)
+    prog = "blockgen"
     try:
+        parser = build_parser()
         try:
             args = parser.parse_args(argv)
         except SystemExit as exit_:  # --help and --version
@@ -255,17 +255,33 @@ def main(
         run: Optional[Runner] = getattr(args, "run", None)
         if run is None:
             parser.print_help(stdout)
-            return 2
+            return EXIT_USAGE
+        if getattr(args, "command", None):
+            prog = f"blockgen {args.command}"
         return run(args, stdout=stdout, stderr=stderr, stdin=stdin)
-    except UsageError as err:
-        message = str(err)
-        print(message if message.startswith("blockgen") else f"blockgen: {message}", file=stderr)
-        return 2
+    except CLIError as err:
+        return report(stderr, err, prog, err.code)
     except BrokenPipeError:  # e.g. `blockgen repair big.txt | head`
+        _silence_stdout(stdout)
         return 0
     except KeyboardInterrupt:
-        print("blockgen: interrupted", file=stderr)
+        print(f"{prog}: interrupted", file=stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - the last-resort guard: one line, never a traceback
+        return report(stderr, unexpected(err), prog)
+
+
+def _silence_stdout(stdout: TextIO) -> None:
+    """After a broken pipe, point the process's stdout at /dev/null so that the exit flush stays quiet."""
+    if stdout is not sys.stdout:
+        return
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - no real file descriptor
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

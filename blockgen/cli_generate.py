@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Optional, TextIO
 
+from blockgen.cli_io import InputError, decode, json_line, read_text, report, split_lines
 from blockgen.errors import GenerationError, ModelLoadError
 from blockgen.generate import DEFAULT_TEMPLATE
 
@@ -44,33 +43,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def read_prompt_lines(source: str, stdin: TextIO) -> list[str]:
-    """The lines of ``--input``: a file, or ``-`` for standard input (the one place that reads it).
+    """The lines of ``--input``: a file, or ``-`` for standard input.
 
-    Invalid UTF-8 or binary content is a :class:`GenerationError`, never a traceback. Lines are
-    split on ``\n`` (and ``\r\n``) only.
+    Read by :mod:`blockgen.cli_io`'s convention: strict UTF-8 (binary content with NUL bytes
+    is refused too), split on ``\n`` and ``\r\n`` only; errors are :class:`InputError`.
     """
-    if source == "-":
-        try:
-            text = stdin.read()
-        except UnicodeDecodeError as err:
-            raise GenerationError(f"standard input is not UTF-8 text ({err.reason} at byte {err.start})") from None
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise GenerationError(f"input file not found: {path}")
-        if not path.is_file():
-            raise GenerationError(f"input is not a file: {path}")
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise GenerationError(f"cannot read {path}: {err.strerror}") from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise GenerationError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-    if "\x00" in text:
-        raise GenerationError(f"{'standard input' if source == '-' else source} is binary, not text (it holds NUL bytes)")
-    return [line.rstrip("\r") for line in text.split("\n")]
+    return split_lines(read_text(source, stdin, binary_ok=False))
 
 
 def _prompts(args, stdin: TextIO) -> list[str]:
@@ -83,7 +61,7 @@ def _prompts(args, stdin: TextIO) -> list[str]:
         return prompts
     if not args.keywords:
         raise GenerationError('give the keywords, e.g. blockgen generate "climate change misinformation"')
-    return [" ".join(args.keywords)]
+    return [decode(" ".join(args.keywords), "the keywords", binary_ok=False)]
 
 
 def _check_options(args) -> None:
@@ -136,9 +114,8 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                 batch_size=args.batch_size,
                 progress=len(prompts) > 1,
             )
-    except (GenerationError, ModelLoadError) as err:
-        print(f"blockgen generate: {_one_line(err)}", file=stderr)
-        return 2
+    except (GenerationError, ModelLoadError, InputError) as err:
+        return report(stderr, err, "blockgen generate")
     invalid = 0
     for prompt, cands in zip(prompts, results):
         if args.json:
@@ -161,7 +138,7 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                     for c in cands
                 ],
             }
-            print(json.dumps(record, ensure_ascii=False), file=stdout)
+            print(json_line(record), file=stdout)
         else:
             if len(prompts) > 1:
                 print(f"# {prompt}", file=stdout)
@@ -176,7 +153,3 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
         print(f"blockgen generate: left out {invalid} of {total} candidates that are not valid queries{why}; --json lists them with a note", file=stderr)
     return 0
 
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__

@@ -13,7 +13,10 @@ import argparse
 from pathlib import Path
 from typing import Optional, TextIO
 
+from blockgen.cli_io import report
 from blockgen.export import TARGETS, ExportError, grammar
+
+PROG = "blockgen grammar"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,12 +36,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args, stdout: TextIO, stderr: TextIO, stdin: Optional[TextIO] = None) -> int:
-    """Print (or write) the export; exit 2 with a one-line message when it cannot be made or written."""
+    """Print (or write) the export; exit 2 with a one-line message when it cannot be made or written
+    (:mod:`blockgen.cli_io`'s convention)."""
     try:
         text = grammar(args.target)
     except ExportError as err:
-        print(f"blockgen grammar: {err}", file=stderr)
-        return 2
+        return report(stderr, err, PROG)
     if not args.output:
         stdout.write(text)
         return 0
@@ -46,6 +49,5 @@ def run(args, stdout: TextIO, stderr: TextIO, stdin: Optional[TextIO] = None) ->
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as err:
-        print(f"blockgen grammar: cannot write {path}: {err.strerror}", file=stderr)
-        return 2
+        return report(stderr, f"cannot write {path}: {err.strerror or err}", PROG)
     return 0

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import Optional, TextIO
 
-from blockgen.cli_translate import InputError, read_input
+from blockgen.cli_io import InputError, at_line, json_line, read_text, report, split_lines
 from blockgen.formatter import STYLES, format_query
 from blockgen.ovid import OvidError, convert_ovid, summarize
+
+
+PROG = "blockgen ovid"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -35,27 +38,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, stdin: Optional[TextIO] = None) -> int:
-    """Run ``blockgen ovid``; 0 converted, 1 nothing convertible, 2 usage error."""
+    """Run ``blockgen ovid``; 0 converted, 1 nothing convertible, 2 any other error (one line on
+    standard error: a missing file, input that is not UTF-8; :mod:`blockgen.cli_io`)."""
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     if args.topics:
         return _topics(Path(args.topics), stdout, stderr)
     try:
-        text = read_input(args.file, None, stdin)
+        text = read_text(args.file, stdin)
     except InputError as err:
-        print(f"blockgen: {err}", file=stderr)
-        return 2
+        return report(stderr, err, PROG)
     try:
-        conv = convert_ovid(text)
-        query = format_query(conv.query, style=args.style)
+        with at_line(None, OvidError):
+            conv = convert_ovid(text)
+            query = format_query(conv.query, style=args.style)
     except OvidError as err:
-        print(f"blockgen: {err}", file=stderr)
-        return 1
-    except RecursionError:
-        print("blockgen: the strategy nests too deeply to be printed", file=stderr)
-        return 2
+        return report(stderr, err, PROG, code=1)
     if args.json:
         record = {"query": query, "dropped": [n.as_dict() for n in conv.dropped], "lines": conv.lines}
-        print(json.dumps(record, ensure_ascii=False), file=stdout)
+        print(json_line(record), file=stdout)
     else:
         print(query, file=stdout)
         for note in conv.dropped:
@@ -65,22 +65,19 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
 
 def _topics(path: Path, stdout: TextIO, stderr: TextIO) -> int:
     try:
-        text = read_input(str(path), None, sys.stdin)
+        text = read_text(str(path), sys.stdin)
     except InputError as err:
-        print(f"blockgen: {err}", file=stderr)
-        return 2
+        return report(stderr, err, PROG)
     rows = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            print(f"blockgen: {path}:{number}: not JSON ({err.msg})", file=stderr)
-            return 2
+            return report(stderr, f"{path}:{number}: not JSON ({err.msg})", PROG)
         if not isinstance(row, dict) or not isinstance(row.get("query"), str):
-            print(f"blockgen: {path}:{number}: expected an object with a 'query' string", file=stderr)
-            return 2
+            return report(stderr, f"{path}:{number}: expected an object with a 'query' string", PROG)
         rows.append((str(row.get("topic", number)), row["query"]))
     s = summarize(rows)
     print(f"converted to valid queries: {s['converted']}/{s['total']}", file=stdout)

@@ -131,7 +131,7 @@ class QueryGenerator:
         if not self.eos_ids:
             raise ModelLoadError("the tokenizer has no EOS token; blockgen needs one to end a query")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
-        self.threads = threads
+        self.threads = None if threads is None else _whole(threads, "threads", 1)
         self.mask_threads = _whole(mask_threads, "mask_threads", 1)
         self._runner = ModelRunner(self.model, self.device)
         self._engine: Optional[GrammarEngine] = None

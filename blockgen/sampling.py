@@ -29,7 +29,8 @@ class Sampling:
     """Sampling settings: ``temperature`` (0: greedy), ``top_p`` (nucleus), ``seed``.
 
     Invalid values (negative, NaN or infinite temperature; ``top_p`` outside (0, 1]; a seed
-    that is not a whole number) raise :class:`blockgen.errors.GenerationError`.
+    that is not a whole number a torch generator takes, i.e. in [-2**63, 2**64)) raise
+    :class:`blockgen.errors.GenerationError`.
     """
 
     temperature: float = 1.0
@@ -42,8 +43,9 @@ class Sampling:
             raise GenerationError(f"temperature must be a finite number >= 0 (0 is greedy), not {t!r}")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or not 0 < p <= 1:
             raise GenerationError(f"top_p must be a number in (0, 1], not {p!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise GenerationError(f"seed must be a whole number or None, not {self.seed!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or not -(2**63) <= self.seed < 2**64):
+            raise GenerationError(f"seed must be a whole number in [-2**63, 2**64) or None, not {self.seed!r}")
 
     @property
     def greedy(self) -> bool:

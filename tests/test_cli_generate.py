@@ -128,7 +128,7 @@ def test_invalid_utf8_on_stdin_is_one_line_on_stderr_and_exit_2(model_dir):
 def test_lines_split_on_newlines_only(tmp_path):
     path = tmp_path / "p.txt"
     path.write_text("a\u2028b\x0cc\r\nd\n", encoding="utf-8")
-    assert cli_generate.read_prompt_lines(str(path), io.StringIO()) == ["a\u2028b\x0cc", "d", ""]
+    assert cli_generate.read_prompt_lines(str(path), io.StringIO()) == ["a\u2028b\x0cc", "d"]
 
 
 def test_free_candidates_that_are_not_queries_are_left_out_and_counted(model_dir):

@@ -42,7 +42,7 @@ def test_json_output_and_standard_input():
 def test_bad_input_is_a_message_and_an_exit_code(tmp_path):
     assert run(["ovid", str(tmp_path / "missing.txt")])[0] == 2
     code, _, err = run(["ovid"], stdin="   \n")
-    assert code == 1 and err.startswith("blockgen: ")
+    assert code == 1 and err.startswith("blockgen ovid: ") and err.count("\n") == 1
     bad = tmp_path / "t.jsonl"
     bad.write_text('{"topic": "a", "query": "1 x.ti."}\nnot json\n')
     code, _, err = run(["ovid", "--topics", str(bad)])

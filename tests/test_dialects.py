@@ -100,3 +100,12 @@ def test_a_chain_of_exact_translations_keeps_the_meaning(query):
     if exact:
         for doc in docs:
             assert EV.matches(current, doc) == EV.matches(query, doc)
+
+
+def test_blockgen_format_keeps_lower_case_operator_words_as_words():
+    # found by benchmarks.fuzz: "or" is a word of the grammar, and format(dialect="blockgen")
+    # is format_query unchanged for every tree the grammar reads
+    for text in ("10 or 18", "cats and dogs", "not applicable", "a OR b and c"):
+        query = blockgen.parse(text)
+        assert blockgen.format(query) == blockgen.format_query(query)
+        assert blockgen.parse(blockgen.format(query)) == query

@@ -233,6 +233,23 @@ def test_a_template_that_does_not_format_with_keywords_only_is_a_generation_erro
         QueryGenerator(tiny_llama(tok), tok, template=template)
 
 
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_bad_thread_counts_are_a_generation_error(threads):
+    tok = small_tokenizer()
+    with pytest.raises(GenerationError, match="threads"):
+        QueryGenerator(tiny_llama(tok), tok, threads=threads)
+
+
+def test_free_mode_says_which_candidates_are_not_valid_and_why():
+    # issue 10: constrained=False with max_new_tokens=3 gave mostly invalid "(clim" candidates
+    # silently; each one says so (valid=False and a note), and they rank after the valid ones
+    cands = generator("small-biased").generate(["climate change"], n=8, constrained=False, max_new_tokens=3, seed=3)[0]
+    invalid = [c for c in cands if not c.valid]
+    assert invalid, "the biased model no longer writes invalid free output at 3 tokens: pick another seed"
+    assert all(c.note and c.query is None and not is_valid(c.text) for c in invalid)
+    assert all(c.valid and is_valid(c.text) and c.note == "" for c in cands if c.valid)
+
+
 def test_a_bogus_device_is_a_model_load_error():
     tok = small_tokenizer()
     with pytest.raises(ModelLoadError, match="device"):

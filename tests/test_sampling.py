@@ -16,12 +16,17 @@ from blockgen.sampling import Sampling, sample
     "kwargs",
     [
         dict(temperature=math.nan), dict(temperature=math.inf), dict(temperature=-0.1), dict(temperature="1"),
-        dict(top_p=math.nan), dict(top_p=0.0), dict(top_p=1.5), dict(top_p=math.inf), dict(seed=1.5), dict(seed=True),
+        dict(top_p=math.nan), dict(top_p=0.0), dict(top_p=1.5), dict(top_p=math.inf), dict(seed=1.5), dict(seed=True), dict(seed=2**64), dict(seed=-(2**63) - 1),
     ],
 )
 def test_invalid_sampling_settings_are_a_generation_error(kwargs):
     with pytest.raises(GenerationError):
         Sampling(**kwargs)
+
+
+@pytest.mark.parametrize("seed", [0, -1, -(2**63), 2**64 - 1])
+def test_every_valid_seed_gives_a_generator(seed):
+    Sampling(seed=seed).generator()
 
 
 def test_draws_follow_the_softmax_of_the_logits_with_temperature():

@@ -47,7 +47,8 @@ class Blockgen(Dialect):
 
 
 def _fits(word: str) -> bool:
-    return word.upper() not in ("AND", "OR", "NOT") and terminal_regex("WORD").fullmatch(word) is not None
+    # WORD itself excludes the upper-case operators; "or", "and", "not" are words of the grammar
+    return terminal_regex("WORD").fullmatch(word) is not None
 
 
 def _fit(leaf: Node, notes: list[Note]) -> Node:
