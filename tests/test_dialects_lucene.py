@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import blockgen
@@ -125,8 +125,24 @@ def test_writer_notes_what_lucene_cannot_express(node, kind):
     assert [n.kind for n in writing.notes] == [kind] and not writing.exact
 
 
+def _title_and_abstract_of_one_leaf(query) -> bool:
+    """An OR holding the same text tagged ti and ab (same proximity): read back as one [tiab] leaf."""
+    from blockgen.dialects._walk import children
+
+    stack = [query]
+    while stack:
+        node = stack.pop()
+        stack.extend(children(node))
+        if isinstance(node, Or):
+            tags = {(type(c), c.text, c.tag) for c in node.items if isinstance(c, (Term, Phrase)) and c.tag}
+            if any(tag.startswith("ti") and (kind, text, "ab" + tag[2:]) in tags for kind, text, tag in tags):
+                return True
+    return False
+
+
 @given(trees(LUCENE_LEAVES))
 def test_lucene_round_trip_is_the_identity(query):
+    assume(not _title_and_abstract_of_one_leaf(query))
     writing = write(query, "lucene")
     assert writing.exact, writing.notes
     assert read(writing.text, "lucene").query == query, writing.text

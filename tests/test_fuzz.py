@@ -35,10 +35,7 @@ CI_SHARE = {
 
 #: (class, check) pairs kept out of CI until their fix is merged (see ../fuzz-findings.md);
 #: "*" stands for every class or every check.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("*", "write:lucene"): "the Lucene writer writes field names (0:x, ж:x, X?y:>=v) that the Lucene reader's "
-                           "FIELD terminal ([A-Za-z_][A-Za-z0-9_.]*) cannot read back (blockgen/dialects/lucene.py)",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def _checks_for(cls: str) -> dict:

@@ -44,7 +44,7 @@ LOSS_KINDS = frozenset(
     {
         "proximity approximated", "tag dropped", "tag approximated", "explosion lost",
         "truncation approximated", "wildcard approximated", "term dropped", "term quoted",
-        "characters dropped",
+        "characters dropped", "comparison approximated",
     }
 )
 

@@ -487,6 +487,10 @@ class _Writer:
         if isinstance(node, Field):
             value = f'"{node.value}"' if node.quoted or " " in node.value else _escape(node.value)
             return f"{_escape_field(node.name)}:{value}"
+        if isinstance(node, Comparison) and node.op == "=":
+            self.note("comparison approximated", f"{node}: Lucene has no = comparison; written as the field filter {node.name}:{node.value}")
+            value = f'"{node.value}"' if node.quoted or " " in node.value else _escape(node.value)
+            return f"{_escape_field(node.name)}:{value}"
         if isinstance(node, Comparison):
             value = '"' + node.value.replace("\\", "\\\\").replace('"', '\\"') + '"' if node.quoted else _escape(node.value)
             return f"{_escape_field(node.name)}:{node.op}{value}"
