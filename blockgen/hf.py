@@ -28,7 +28,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 from transformers import LogitsProcessor, StoppingCriteria
 
-from blockgen.constrained import MIN_BUDGET, BatchMasks, BudgetedMatcher, GrammarEngine
+from blockgen.constrained import MIN_BUDGET, BatchMasks, BudgetedMatcher, GrammarEngine, allowed_bits
 
 __all__ = ["constrain", "decode", "BlockgenLogitsProcessor", "BlockgenStoppingCriteria"]
 
@@ -178,7 +178,7 @@ class BlockgenLogitsProcessor(LogitsProcessor):
         if self._masks is None or self._masks.batch != len(matchers):
             if self._masks is not None:
                 self._masks.close()
-            self._masks = BatchMasks(self.engine, len(matchers), threads=self.mask_threads, extra_eos=sorted(self.eos_ids))
+            self._masks = BatchMasks(self.engine, len(matchers), threads=self.mask_threads, extra_eos=sorted(self.eos_ids), convert=False)
         self._masks.start([(m, r) for r, m in enumerate(matchers) if isinstance(m, BudgetedMatcher) and not m.done])
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
@@ -191,25 +191,22 @@ class BlockgenLogitsProcessor(LogitsProcessor):
             matchers = self._advance_to(hists)
             self._start(matchers)
         self._prepared = None
-        grammar = self._masks.allowed()
-        vocab = self.engine.vocab_size
+        grammar = self._masks.bits()
         inplace = scores.device.type == "cpu" and scores.dtype == torch.float32
         host = scores.detach().numpy() if inplace else scores.detach().float().cpu().numpy()
-        allowed = np.zeros((len(hists), scores.shape[-1]), dtype=bool)
-        for r, m in enumerate(matchers):
-            if isinstance(m, BudgetedMatcher) and not m.done:
-                width = min(vocab, scores.shape[-1])
-                allowed[r, :width] = m.allowed(host[r], grammar=grammar[r])[:width]
-            else:  # ended or dead: only EOS, which keeps a finished beam finished
-                for e in self.eos_ids:
-                    if e < allowed.shape[1]:
-                        allowed[r, e] = True
+        rows = [m if isinstance(m, BudgetedMatcher) else None for m in matchers]
+        bits = allowed_bits(self.engine, rows, grammar, host, self.eos_ids)
+        width = scores.shape[-1]
+        refused = np.unpackbits((~bits).view(np.uint8), axis=1, bitorder="little").view(np.bool_)
+        if refused.shape[1] >= width:
+            refused = refused[:, :width]
+        else:  # ids beyond the tokenizer write nothing
+            refused = np.concatenate([refused, np.ones((len(rows), width - refused.shape[1]), dtype=np.bool_)], axis=1)
         if inplace:
-            # in place, as raw float bits: 0x00000000 is 0.0, 0xFF800000 is -inf (no per-row copies)
-            np.add(host, np.multiply(~allowed, np.uint32(0xFF800000), dtype=np.uint32).view(np.float32), out=host)
+            # in place, as raw float bits added once for the batch: 0x00000000 is 0.0, 0xFF800000 is -inf
+            np.add(host, np.multiply(refused, np.uint32(0xFF800000), dtype=np.uint32).view(np.float32), out=host)
             return scores
-        mask = torch.from_numpy(~allowed).to(scores.device)
-        return scores.masked_fill(mask, -float("inf"))
+        return scores.masked_fill(torch.from_numpy(refused).to(scores.device), -float("inf"))
 
     def close(self) -> None:
         if self._masks is not None:
