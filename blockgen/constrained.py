@@ -35,7 +35,7 @@ import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -783,8 +783,8 @@ class BatchMasks:
         self.work_seconds.append(time.perf_counter() - t0)
         return allowed, self._bias_bits.view(np.float32)
 
-    def start(self, rows: Sequence[tuple["BudgetedMatcher", int]]) -> None:
-        """Begin filling the masks of ``rows`` (matcher, row index)."""
+    @staticmethod
+    def _pairs(rows: Sequence[tuple["BudgetedMatcher", int]]) -> tuple[list[tuple[Any, int]], list[tuple[int, int]]]:
         pairs, copies, first = [], [], {}
         for m, i in rows:  # a matcher shared by several rows (e.g. beams before they fork) is filled once
             if id(m) in first:
@@ -792,15 +792,30 @@ class BatchMasks:
             else:
                 first[id(m)] = i
                 pairs.append((m.llg_matcher, i))
+        return pairs, copies
+
+    def start(self, rows: Sequence[tuple["BudgetedMatcher", int]]) -> None:
+        """Begin filling the masks of ``rows`` (matcher, row index)."""
+        self.start_with(lambda: rows)
+
+    def start_with(self, plan: Callable[[], Sequence[tuple["BudgetedMatcher", int]]]) -> None:
+        """Like :meth:`start`, for the rows ``plan()`` returns; ``plan`` runs first, in the same
+        background thread (e.g. advancing the matchers by the token just chosen)."""
+        self.wait()
         self._filled = True
         if self._pool is None:
-            self._result = self._fill(pairs, copies)
+            self._result = self._fill(*self._pairs(plan()))
         else:
-            self._future = self._pool.submit(self._fill, pairs, copies)
+            self._future = self._pool.submit(lambda: self._fill(*self._pairs(plan())))
+
+    def wait(self) -> None:
+        """Wait for the background work started last, if any (its errors are raised here)."""
+        if self._future is not None:
+            future, self._future = self._future, None
+            self._result = future.result()
 
     def _wait_bits(self) -> None:
-        if self._future is not None:
-            self._result, self._future = self._future.result(), None
+        self.wait()
         assert self._filled, "start() was not called"
 
     def _wait(self) -> tuple[np.ndarray, np.ndarray]:
