@@ -30,7 +30,9 @@ Figures, each defined exactly:
   with a warm on-disk cache (``$BLOCKGEN_CACHE`` pointed at a temporary directory filled by a
   first, uncounted process), median of ``--cold-reps`` processes. The child imports
   ``blockgen.constrained``, loads the Llama 3 tokenizer with ``transformers``, builds the
-  :class:`~blockgen.constrained.GrammarEngine` and computes one mask. Rows: without and
+  :class:`~blockgen.constrained.GrammarEngine` and computes one mask. Rows: the tokenizer
+  as a :class:`~blockgen.local_tokenizer.LocalTokenizer` (the ``tokenizers`` library,
+  read only when text must be encoded; no ``transformers``), without and
   with ``import torch`` first (a user of ``model.generate`` has torch loaded anyway), with an
   empty cache, and the previous path (Outlines' logits processor) for comparison.
 * **thread policy**: time per token of blockgen's decoder with 1 or 2 torch threads and 1 or 2
@@ -257,11 +259,18 @@ def _child(kind: str) -> None:
         from blockgen.tokens import load_llguidance_tokenizer
     else:
         from blockgen.constrained import GrammarEngine
-    from benchmarks.llama3 import llama3_tokenizer
+    if kind == "local":
+        from benchmarks.llama3 import tokenizer_json_path
+        from blockgen.local_tokenizer import LocalTokenizer
+    else:
+        from benchmarks.llama3 import llama3_tokenizer
 
     phases["imports_s"] = clock() - t0
     t0 = clock()
-    tok = llama3_tokenizer()
+    if kind == "local":
+        tok = LocalTokenizer(tokenizer_json_path(), eos_token="<|end_of_text|>")
+    else:
+        tok = llama3_tokenizer()
     phases["hf_tokenizer_s"] = clock() - t0
     t0 = clock()
     if kind == "outlines":
@@ -297,6 +306,7 @@ def _spawn(kind: str, cache: Path) -> dict[str, Any]:
 def measure_cold_start(reps: int) -> list[dict[str, Any]]:
     """Median phase times of fresh processes (see the module docstring)."""
     cases = [
+        ("blockgen engine, tokenizer.json via LocalTokenizer (no transformers), warm cache", "local", True),
         ("blockgen engine, warm cache", "engine", True),
         ("blockgen engine after import torch, warm cache", "engine+torch", True),
         ("blockgen engine, empty cache", "engine", False),
@@ -306,7 +316,8 @@ def measure_cold_start(reps: int) -> list[dict[str, Any]]:
     for _ in range(reps):
         with tempfile.TemporaryDirectory(prefix="blockgen-cache-") as tmp:
             cache = Path(tmp)
-            _spawn("engine", cache)  # fills the cache (not counted)
+            _spawn("engine", cache)  # fill the cache (not counted)
+            _spawn("local", cache)
             for name, kind, warm in cases:
                 if warm:
                     runs[name].append(_spawn(kind, cache))
@@ -401,7 +412,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-slices", action="store_true", help="skip the slices table")
     p.add_argument("--slices-limit", type=int, default=100, help="real queries for the slices table")
     p.add_argument("--out", type=Path, default=None, help="results directory (default benchmarks/results)")
-    p.add_argument("--child", choices=["engine", "engine+torch", "outlines"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["engine", "local", "engine+torch", "outlines"], help=argparse.SUPPRESS)
     return p
 
 

@@ -89,14 +89,38 @@ class LongestMatchContextualLexer(ContextualLexer):
 
 @lru_cache(maxsize=1)
 def lark_parser() -> Lark:
-    """The LALR parser of the grammar (built once per process)."""
+    """The LALR parser of the grammar (built once per process; lark's analysis is cached on
+    disk next to blockgen's other caches, which cuts a fresh process's build about 40x)."""
     return Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
         maybe_placeholders=False,
         _plugins={"ContextualLexer": LongestMatchContextualLexer},
+        cache=_lark_cache_file() or False,
     )
+
+
+def _lark_cache_file() -> Optional[str]:
+    """Where lark keeps the parser's analysis: keyed by the grammar, this module (the lexer
+    plugin) and lark's version (lark itself also checks the grammar and options); ``None``
+    (no cache) where the cache directory cannot be written."""
+    import hashlib
+    import os
+
+    import lark
+
+    from blockgen.tokens import cache_dir
+
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    key = hashlib.sha256(grammar_text().encode() + Path(__file__).read_bytes() + lark.__version__.encode()).hexdigest()[:24]
+    return str(folder / f"lark-{key}.pickle")
 
 
 @lru_cache(maxsize=None)
