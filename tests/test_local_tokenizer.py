@@ -39,11 +39,15 @@ def test_with_a_warm_cache_the_first_mask_does_not_read_the_tokenizer(saved):
     _, folder = saved
     from blockgen import tokens
 
-    GrammarEngine.for_tokenizer(LocalTokenizer(folder / "tokenizer.json", eos_token="<|eos|>"))  # fills the caches
+    def forget(key: str) -> None:  # as in a fresh process: only the disk cache is left
+        for memory in (tokens._memory, tokens._llg_memory, GrammarEngine._memory):
+            memory.pop(key, None)
+
+    first = LocalTokenizer(folder / "tokenizer.json", eos_token="<|eos|>")
+    forget(first.blockgen_cache_key)
+    GrammarEngine.for_tokenizer(first)  # fills the disk cache
     again = LocalTokenizer(folder / "tokenizer.json", eos_token="<|eos|>")
-    key = again.blockgen_cache_key
-    for memory in (tokens._memory, tokens._llg_memory, GrammarEngine._memory):  # as in a fresh process: disk only
-        memory.pop(key, None)
+    forget(again.blockgen_cache_key)
     engine = GrammarEngine.for_tokenizer(again)
     assert engine.matcher(4).grammar_mask().any()
     assert again._backend is None
