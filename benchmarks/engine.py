@@ -157,6 +157,7 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
     chosen = [p for p in PATHS if p[0] in paths and (p[2] is not None or with_hf)]
     per: dict[str, list[float]] = {f"{key}_{mode}": [] for key, _, _ in chosen for mode in ("free", "constrained")}
     exposed, diff, refused = [], [], []
+    loads: list[float] = []  # the 1-minute load average after each round
     work_total, row_steps = 0.0, 0
     for r in range(rounds):
         order = ("free", "constrained") if r % 2 == 0 else ("constrained", "free")
@@ -182,7 +183,8 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
                 per["decoder_background_free"].append(per["decoder_free"][-1])
         if per.get("decoder_free") and per.get("decoder_constrained"):
             diff.append(per["decoder_constrained"][-1] - per["decoder_free"][-1])
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1] * 1e3:.2f}" for k, v in per.items() if v) + " ms/token", flush=True)
+        loads.append(os.getloadavg()[0])
+        print(f"  round {r + 1}/{rounds} (load {loads[-1]:.1f}): " + ", ".join(f"{k} {v[-1] * 1e3:.2f}" for k, v in per.items() if v) + " ms/token", flush=True)
 
     rows = []
     for key, label, _ in chosen:
@@ -210,6 +212,7 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
         "rows_needing_a_mask_share": statistics.mean(refused) if refused else None,
         "difference_ms_per_row_token": {"p50": report.percentile(diff, 50) * 1e3},
         "raw_seconds_per_token": per,
+        "load_average_per_round": loads,
     }
 
 
@@ -449,6 +452,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         {"figure": "constrained minus free time per token (p50 of rounds)", "ms": f"{g['difference_ms_per_row_token']['p50']:.3f}"},
     ]
     report.print_table(grammar_rows, [("figure", "blockgen decoder"), ("ms", "ms")], "Grammar cost per row per token")
+    print(f"load average (1 min) after each round: {', '.join(f'{x:.1f}' for x in decoding['load_average_per_round'])}", flush=True)
     threads = [] if args.no_threads else measure_threads(args.batch, args.max_new_tokens, max(1, args.rounds // 2))
     if threads:
         report.print_table(threads, [("torch_threads", "torch threads"), ("mask_threads", "mask threads"), ("mode", "mode"), ("ms_per_token", "ms/token", ".3f")], "Thread policy (blockgen decoder)")
