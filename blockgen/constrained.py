@@ -698,12 +698,15 @@ def allowed_bits(
             slack.append(min(m.remaining - 1 - m.need_tokens, top))
     if normal:
         out[normal] = grammar_bits[normal] & bound_bits[slack] & ~end_bits
-    for r in sorted([*normal, *risky]):
+    checked = sorted([*normal, *risky])
+    unvouched = grammar_bits[checked] & ~out[checked] & ~end_bits
+    any_unvouched = unvouched.any(axis=1)
+    for i, r in enumerate(checked):
         m = matchers[r]
         assert m is not None
         row = scores[r] if scores is not None else None
-        candidates = grammar_bits[r] & ~out[r] & ~end_bits
-        if candidates.any():
+        if any_unvouched[i]:
+            candidates = unvouched[i]
             order = _Order(row, vocab)
             limit = VERIFY_AT_RISK if r in risky else VERIFY_TOP_K
             floor = order.floor(VERIFY_MARGIN) if limit == VERIFY_TOP_K else None
@@ -716,8 +719,8 @@ def allowed_bits(
                     out[r, tok >> 5] |= np.uint32(1 << (tok & 31))
         if (int(grammar_bits[r, eos >> 5]) >> (eos & 31)) & 1 and m.preview(eos) is not None:
             out[r] |= end_bits
-        if not out[r].any():  # nothing the scores favour fits (or avoids a repeat): the budget's own way out
-            one_by_one.append(r)
+    if checked:  # nothing the scores favour fits (or avoids a repeat): the budget's own way out
+        one_by_one += [r for r, some in zip(checked, out[checked].any(axis=1)) if not some]
     for r in one_by_one:
         m = matchers[r]
         assert m is not None
