@@ -17,7 +17,9 @@ Figures, each defined exactly:
   :func:`blockgen.decoding.decode`) free and constrained, and ``transformers``'
   ``model.generate`` free and with :func:`blockgen.hf.constrain`.
 * **constrained / free** = per round, constrained time per token / free time per token of
-  the same path; the median over rounds is reported.
+  the same path; the median over rounds is reported. For ``model.generate`` also the same
+  ratio of CPU time: of the decoding thread (what the wall-time ratio would be if the
+  background masks had a core of their own) and of the whole process (all threads).
 * **grammar time per row per token** (blockgen's decoder) = per decoding step, all the time
   the decoding thread spends on the grammar after the forward pass returns (checking each
   row's sampled token with llguidance and the incremental need, redrawing refused tokens,
@@ -121,13 +123,18 @@ def _generate_once(model, tok, inputs, constrained: bool, budget: int, seed: int
     try:
         torch.manual_seed(seed)
         extra = constrain(tok, max_new_tokens=budget, no_repeats=True) if constrained else {}
-        t0 = time.perf_counter()
+        t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
         out = model.generate(**inputs, **extra, max_new_tokens=budget, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, pad_token_id=tok.pad_token_id)
-        wall = time.perf_counter() - t0
+        wall, thread_cpu, process_cpu = time.perf_counter() - t0, time.thread_time() - c0, time.process_time() - p0
     finally:
         torch.set_num_threads(before)
-    steps = out.shape[1] - inputs["input_ids"].shape[1]
-    return wall / (out.shape[0] * steps)
+    tokens = out.shape[0] * (out.shape[1] - inputs["input_ids"].shape[1])
+    _CPU.append((thread_cpu / tokens, process_cpu / tokens))
+    return wall / tokens
+
+
+#: CPU seconds per token of the last ``_generate_once`` calls: (decoding thread, whole process)
+_CPU: list[tuple[float, float]] = []
 
 
 #: The compared paths: (key, label, free and constrained runners' options).
@@ -158,6 +165,7 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
     per: dict[str, list[float]] = {f"{key}_{mode}": [] for key, _, _ in chosen for mode in ("free", "constrained")}
     exposed, diff, refused = [], [], []
     loads: list[float] = []  # the 1-minute load average after each round
+    cpu: dict[str, list[tuple[float, float]]] = {"free": [], "constrained": []}  # model.generate's CPU per token
     work_total, row_steps = 0.0, 0
     for r in range(rounds):
         order = ("free", "constrained") if r % 2 == 0 else ("constrained", "free")
@@ -169,6 +177,7 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
             for mode in modes:
                 if options is None:
                     t = _generate_once(model, hf_tok, inputs, mode == "constrained", budget, 2000 + r, threads)
+                    cpu[mode].append(_CPU[-1])
                 else:
                     t, stats = _decode_once(gen, encoded, mode == "constrained", budget, 1000 + r, threads, mask_threads, **options)
                     if key == "decoder" and mode == "constrained":
@@ -213,6 +222,10 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
         "difference_ms_per_row_token": {"p50": report.percentile(diff, 50) * 1e3},
         "raw_seconds_per_token": per,
         "load_average_per_round": loads,
+        "generate_cpu_ratio": {
+            "decoding_thread": statistics.median(c[0] / f[0] for c, f in zip(cpu["constrained"], cpu["free"])) if cpu["free"] else None,
+            "process": statistics.median(c[1] / f[1] for c, f in zip(cpu["constrained"], cpu["free"])) if cpu["free"] else None,
+        },
     }
 
 
@@ -453,6 +466,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ]
     report.print_table(grammar_rows, [("figure", "blockgen decoder"), ("ms", "ms")], "Grammar cost per row per token")
     print(f"load average (1 min) after each round: {', '.join(f'{x:.1f}' for x in decoding['load_average_per_round'])}", flush=True)
+    cpu = decoding["generate_cpu_ratio"]
+    if cpu["process"] is not None:
+        print(f"model.generate + hf.constrain, CPU time per token constrained / free (median of rounds): decoding thread "
+              f"{cpu['decoding_thread']:.3f}, whole process (with the background masks) {cpu['process']:.3f}", flush=True)
     threads = [] if args.no_threads else measure_threads(args.batch, args.max_new_tokens, max(1, args.rounds // 2))
     if threads:
         report.print_table(threads, [("torch_threads", "torch threads"), ("mask_threads", "mask threads"), ("mode", "mode"), ("ms_per_token", "ms/token", ".3f")], "Thread policy (blockgen decoder)")

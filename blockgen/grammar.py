@@ -91,7 +91,7 @@ class LongestMatchContextualLexer(ContextualLexer):
 def lark_parser() -> Lark:
     """The LALR parser of the grammar (built once per process; lark's analysis is cached on
     disk next to blockgen's other caches, which cuts a fresh process's build about 40x)."""
-    return Lark(
+    parser = Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
@@ -99,6 +99,9 @@ def lark_parser() -> Lark:
         _plugins={"ContextualLexer": LongestMatchContextualLexer},
         cache=_lark_cache_file() or False,
     )
+    if not hasattr(parser, "ignore_tokens"):  # loaded from the cache: lark does not restore it
+        parser.ignore_tokens = list(parser.lexer_conf.ignore)
+    return parser
 
 
 def _lark_cache_file() -> Optional[str]:
