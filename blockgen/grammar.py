@@ -89,19 +89,22 @@ class LongestMatchContextualLexer(ContextualLexer):
 
 @lru_cache(maxsize=1)
 def lark_parser() -> Lark:
-    """The LALR parser of the grammar (built once per process; lark's analysis is cached on
-    disk next to blockgen's other caches, which cuts a fresh process's build about 40x)."""
-    parser = Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        maybe_placeholders=False,
-        _plugins={"ContextualLexer": LongestMatchContextualLexer},
-        cache=_lark_cache_file() or False,
-    )
-    if not hasattr(parser, "ignore_tokens"):  # loaded from the cache: lark does not restore it
-        parser.ignore_tokens = list(parser.lexer_conf.ignore)
-    return parser
+    """The LALR parser of the grammar (built once per process)."""
+    return Lark(grammar_text(), **_LARK_OPTIONS)
+
+
+_LARK_OPTIONS = dict(parser="lalr", lexer="contextual", maybe_placeholders=False, _plugins={"ContextualLexer": LongestMatchContextualLexer})
+
+
+@lru_cache(maxsize=1)
+def analysed_parser() -> Lark:
+    """The same parser, loaded from lark's on-disk cache of its analysis when it can be (next to
+    blockgen's other caches; a fresh process gets it about 40x faster than it builds). For the
+    parts of blockgen that need only its tables and terminals (the incremental need, the
+    terminals' regexes): a parser loaded from the cache lacks attributes (``grammar``,
+    ``ignore_tokens``) that hypothesis' ``from_lark`` and the exports use, so
+    :func:`lark_parser` stays a fully built one."""
+    return Lark(grammar_text(), cache=_lark_cache_file() or False, **_LARK_OPTIONS)
 
 
 def _lark_cache_file() -> Optional[str]:
@@ -129,7 +132,7 @@ def _lark_cache_file() -> Optional[str]:
 @lru_cache(maxsize=None)
 def terminal_regex(name: str) -> "re.Pattern[str]":
     """The compiled regex of one terminal of the grammar, e.g. ``terminal_regex("WORD")``."""
-    for term in lark_parser().terminals:
+    for term in analysed_parser().terminals:
         if term.name == name:
             return re.compile(term.pattern.to_regexp())
     raise KeyError(f"the grammar has no terminal {name!r}")
