@@ -17,7 +17,9 @@ Figures, each defined exactly:
   :func:`blockgen.decoding.decode`) free and constrained, and ``transformers``'
   ``model.generate`` free and with :func:`blockgen.hf.constrain`.
 * **constrained / free** = per round, constrained time per token / free time per token of
-  the same path; the median over rounds is reported.
+  the same path; the median over rounds is reported. For ``model.generate`` also the same
+  ratio of CPU time: of the decoding thread (what the wall-time ratio would be if the
+  background masks had a core of their own) and of the whole process (all threads).
 * **grammar time per row per token** (blockgen's decoder) = per decoding step, all the time
   the decoding thread spends on the grammar after the forward pass returns (checking each
   row's sampled token with llguidance and the incremental need, redrawing refused tokens,
@@ -30,7 +32,9 @@ Figures, each defined exactly:
   with a warm on-disk cache (``$BLOCKGEN_CACHE`` pointed at a temporary directory filled by a
   first, uncounted process), median of ``--cold-reps`` processes. The child imports
   ``blockgen.constrained``, loads the Llama 3 tokenizer with ``transformers``, builds the
-  :class:`~blockgen.constrained.GrammarEngine` and computes one mask. Rows: without and
+  :class:`~blockgen.constrained.GrammarEngine` and computes one mask. Rows: the tokenizer
+  as a :class:`~blockgen.local_tokenizer.LocalTokenizer` (the ``tokenizers`` library,
+  read only when text must be encoded; no ``transformers``), without and
   with ``import torch`` first (a user of ``model.generate`` has torch loaded anyway), with an
   empty cache, and the previous path (Outlines' logits processor) for comparison.
 * **thread policy**: time per token of blockgen's decoder with 1 or 2 torch threads and 1 or 2
@@ -119,13 +123,18 @@ def _generate_once(model, tok, inputs, constrained: bool, budget: int, seed: int
     try:
         torch.manual_seed(seed)
         extra = constrain(tok, max_new_tokens=budget, no_repeats=True) if constrained else {}
-        t0 = time.perf_counter()
+        t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
         out = model.generate(**inputs, **extra, max_new_tokens=budget, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, pad_token_id=tok.pad_token_id)
-        wall = time.perf_counter() - t0
+        wall, thread_cpu, process_cpu = time.perf_counter() - t0, time.thread_time() - c0, time.process_time() - p0
     finally:
         torch.set_num_threads(before)
-    steps = out.shape[1] - inputs["input_ids"].shape[1]
-    return wall / (out.shape[0] * steps)
+    tokens = out.shape[0] * (out.shape[1] - inputs["input_ids"].shape[1])
+    _CPU.append((thread_cpu / tokens, process_cpu / tokens))
+    return wall / tokens
+
+
+#: CPU seconds per token of the last ``_generate_once`` calls: (decoding thread, whole process)
+_CPU: list[tuple[float, float]] = []
 
 
 #: The compared paths: (key, label, free and constrained runners' options).
@@ -155,6 +164,8 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
     chosen = [p for p in PATHS if p[0] in paths and (p[2] is not None or with_hf)]
     per: dict[str, list[float]] = {f"{key}_{mode}": [] for key, _, _ in chosen for mode in ("free", "constrained")}
     exposed, diff, refused = [], [], []
+    loads: list[float] = []  # the 1-minute load average after each round
+    cpu: dict[str, list[tuple[float, float]]] = {"free": [], "constrained": []}  # model.generate's CPU per token
     work_total, row_steps = 0.0, 0
     for r in range(rounds):
         order = ("free", "constrained") if r % 2 == 0 else ("constrained", "free")
@@ -166,6 +177,7 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
             for mode in modes:
                 if options is None:
                     t = _generate_once(model, hf_tok, inputs, mode == "constrained", budget, 2000 + r, threads)
+                    cpu[mode].append(_CPU[-1])
                 else:
                     t, stats = _decode_once(gen, encoded, mode == "constrained", budget, 1000 + r, threads, mask_threads, **options)
                     if key == "decoder" and mode == "constrained":
@@ -180,7 +192,8 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
                 per["decoder_background_free"].append(per["decoder_free"][-1])
         if per.get("decoder_free") and per.get("decoder_constrained"):
             diff.append(per["decoder_constrained"][-1] - per["decoder_free"][-1])
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1] * 1e3:.2f}" for k, v in per.items() if v) + " ms/token", flush=True)
+        loads.append(os.getloadavg()[0])
+        print(f"  round {r + 1}/{rounds} (load {loads[-1]:.1f}): " + ", ".join(f"{k} {v[-1] * 1e3:.2f}" for k, v in per.items() if v) + " ms/token", flush=True)
 
     rows = []
     for key, label, _ in chosen:
@@ -208,6 +221,11 @@ def measure_decoding(batch: int, budget: int, rounds: int, threads: int, mask_th
         "rows_needing_a_mask_share": statistics.mean(refused) if refused else None,
         "difference_ms_per_row_token": {"p50": report.percentile(diff, 50) * 1e3},
         "raw_seconds_per_token": per,
+        "load_average_per_round": loads,
+        "generate_cpu_ratio": {
+            "decoding_thread": statistics.median(c[0] / f[0] for c, f in zip(cpu["constrained"], cpu["free"])) if cpu["free"] else None,
+            "process": statistics.median(c[1] / f[1] for c, f in zip(cpu["constrained"], cpu["free"])) if cpu["free"] else None,
+        },
     }
 
 
@@ -257,11 +275,18 @@ def _child(kind: str) -> None:
         from blockgen.tokens import load_llguidance_tokenizer
     else:
         from blockgen.constrained import GrammarEngine
-    from benchmarks.llama3 import llama3_tokenizer
+    if kind == "local":
+        from benchmarks.llama3 import tokenizer_json_path
+        from blockgen.local_tokenizer import LocalTokenizer
+    else:
+        from benchmarks.llama3 import llama3_tokenizer
 
     phases["imports_s"] = clock() - t0
     t0 = clock()
-    tok = llama3_tokenizer()
+    if kind == "local":
+        tok = LocalTokenizer(tokenizer_json_path(), eos_token="<|end_of_text|>")
+    else:
+        tok = llama3_tokenizer()
     phases["hf_tokenizer_s"] = clock() - t0
     t0 = clock()
     if kind == "outlines":
@@ -297,6 +322,7 @@ def _spawn(kind: str, cache: Path) -> dict[str, Any]:
 def measure_cold_start(reps: int) -> list[dict[str, Any]]:
     """Median phase times of fresh processes (see the module docstring)."""
     cases = [
+        ("blockgen engine, tokenizer.json via LocalTokenizer (no transformers), warm cache", "local", True),
         ("blockgen engine, warm cache", "engine", True),
         ("blockgen engine after import torch, warm cache", "engine+torch", True),
         ("blockgen engine, empty cache", "engine", False),
@@ -306,7 +332,8 @@ def measure_cold_start(reps: int) -> list[dict[str, Any]]:
     for _ in range(reps):
         with tempfile.TemporaryDirectory(prefix="blockgen-cache-") as tmp:
             cache = Path(tmp)
-            _spawn("engine", cache)  # fills the cache (not counted)
+            _spawn("engine", cache)  # fill the cache (not counted)
+            _spawn("local", cache)
             for name, kind, warm in cases:
                 if warm:
                     runs[name].append(_spawn(kind, cache))
@@ -401,7 +428,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-slices", action="store_true", help="skip the slices table")
     p.add_argument("--slices-limit", type=int, default=100, help="real queries for the slices table")
     p.add_argument("--out", type=Path, default=None, help="results directory (default benchmarks/results)")
-    p.add_argument("--child", choices=["engine", "engine+torch", "outlines"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["engine", "local", "engine+torch", "outlines"], help=argparse.SUPPRESS)
     return p
 
 
@@ -438,6 +465,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         {"figure": "constrained minus free time per token (p50 of rounds)", "ms": f"{g['difference_ms_per_row_token']['p50']:.3f}"},
     ]
     report.print_table(grammar_rows, [("figure", "blockgen decoder"), ("ms", "ms")], "Grammar cost per row per token")
+    print(f"load average (1 min) after each round: {', '.join(f'{x:.1f}' for x in decoding['load_average_per_round'])}", flush=True)
+    cpu = decoding["generate_cpu_ratio"]
+    if cpu["process"] is not None:
+        print(f"model.generate + hf.constrain, CPU time per token constrained / free (median of rounds): decoding thread "
+              f"{cpu['decoding_thread']:.3f}, whole process (with the background masks) {cpu['process']:.3f}", flush=True)
     threads = [] if args.no_threads else measure_threads(args.batch, args.max_new_tokens, max(1, args.rounds // 2))
     if threads:
         report.print_table(threads, [("torch_threads", "torch threads"), ("mask_threads", "mask threads"), ("mode", "mode"), ("ms_per_token", "ms/token", ".3f")], "Thread policy (blockgen decoder)")

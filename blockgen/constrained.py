@@ -35,7 +35,7 @@ import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -62,10 +62,14 @@ class TokenClasses:
     ``content``: tokens that are a whole word of the grammar, optionally after one blank;
     ``single_byte``: tokens of exactly one byte (to finish a cut UTF-8 character);
     ``bound``: an upper bound of how much the token can raise a prefix's need (in tokens),
-    from its characters: word characters and blanks 0, a cut character its missing bytes,
+    from its characters: word characters, blanks and characters that only continue a word
+    (the wildcards) 0, a cut character its missing bytes,
     any other character ``1 + k`` (it may open a group, phrase or tag, or start an
     operator, and then need a term), ``k`` being the most tokens one closer or the rest of
-    an operator takes. Used to allow whole slices of the vocabulary without checking each.
+    an operator takes, except an operator's letter inside a word begun earlier in the token
+    (0: no operator starts there); a token of word characters (operator letters included) and blanks at
+    most ``1 + k`` (it can leave at most one operator open). Used to allow whole slices of
+    the vocabulary without checking each.
     """
 
     content: np.ndarray
@@ -85,7 +89,7 @@ def token_classes(tokens: Sequence[bytes], use_disk: bool = True, k: int = 1) ->
     from blockgen.grammar import grammar_text
     from blockgen.tokens import cache_dir
 
-    digest = hashlib.sha256(b"\x00".join(tokens) + grammar_text().encode() + f"k={k}v2".encode()).hexdigest()[:24]
+    digest = hashlib.sha256(b"\x00".join(tokens) + grammar_text().encode() + f"k={k}v5".encode()).hexdigest()[:24]
     if digest in _classes_memory:
         return _classes_memory[digest]
     path = cache_dir() / f"classes-{digest}.npz"
@@ -118,9 +122,13 @@ def token_classes(tokens: Sequence[bytes], use_disk: bool = True, k: int = 1) ->
 
 def _compute_classes(tokens: Sequence[bytes], k: int) -> TokenClasses:
     from blockgen.grammar import terminal_regex
+    from blockgen.need import _grammar, literal_terminals
 
     word = terminal_regex(CONTENT)
     operator_letters = _literal_word_chars()
+    literals = literal_terminals().values()
+    starters = _grammar().partial.values()
+    probe = next(c for c in "abcdefghijklmnopqrstuvwxyz0123456789" if word.fullmatch(c) and c not in operator_letters)
     raise_by = 1 + k
     content = np.zeros(len(tokens), dtype=bool)
     single = np.zeros(len(tokens), dtype=bool)
@@ -130,15 +138,37 @@ def _compute_classes(tokens: Sequence[bytes], k: int) -> TokenClasses:
     def char_bound(ch: str) -> int:
         if ch.isspace():
             return 0
-        if word.fullmatch(ch) and ch not in operator_letters:
+        if ch in operator_letters:
+            return raise_by
+        if word.fullmatch(ch):
             return 0
+        if word.fullmatch(probe + ch) and not any(v.startswith(ch) for v in literals) and not any(rx.fullmatch(ch, partial=True) for rx in starters):
+            return 0  # it only ever continues a word and keeps it whole (the wildcards * and ?)
         return raise_by
+
+    @lru_cache(maxsize=None)
+    def continues_word(ch: str) -> bool:
+        """Whether a letter after ``ch`` is in the same word (so it cannot start an operator)."""
+        return bool(word.fullmatch(ch) or word.fullmatch(probe + ch) or word.fullmatch(probe + ch + probe))
+
+    def raise_of(text: str) -> int:
+        total = 0
+        for j, ch in enumerate(text):
+            if ch in operator_letters and j > 0 and continues_word(text[j - 1]):
+                continue  # inside a word that began earlier in the token: no operator starts here
+            total += char_bound(ch)
+        return total
 
     for i, raw in enumerate(tokens):
         if len(raw) == 1:
             single[i] = True
         text, lead, missing = _decode_token(raw)
-        bound[i] = (raise_by if lead else 0) + missing + sum(char_bound(c) for c in text)
+        raised = raise_of(text)
+        if raised > raise_by and not (lead or missing) and all(char_bound(c) == 0 or c in operator_letters for c in text):
+            # words, operators and blanks only: at most one operator is left open at the end
+            # (its rest, at most k tokens, then a term); two operators in a row do not parse
+            raised = raise_by
+        bound[i] = (raise_by if lead else 0) + missing + raised
         if lead or missing:
             continue
         body = text[1:] if text.startswith(" ") else text
@@ -183,6 +213,16 @@ def bits_to_bool(bitmask: np.ndarray, vocab: int) -> np.ndarray:
     return np.unpackbits(bitmask.view(np.uint8), axis=1, bitorder="little")[:, :vocab].view(np.bool_)
 
 
+def bool_to_bits(allowed: np.ndarray, words: int) -> np.ndarray:
+    """A boolean array ``(rows, n)`` as packed uint32 words ``(rows, words)`` in llguidance's layout
+    (token ``32 * w + b`` is bit ``b`` of word ``w``); tokens beyond ``n`` are 0."""
+    allowed = np.atleast_2d(allowed)
+    out = np.zeros((allowed.shape[0], words * 4), dtype=np.uint8)
+    packed = np.packbits(allowed[:, : words * 32], axis=1, bitorder="little")
+    out[:, : packed.shape[1]] = packed
+    return out.view(np.uint32)
+
+
 # --------------------------------------------------------------------------- the engine
 class GrammarEngine:
     """The grammar and one tokenizer: everything :class:`BudgetedMatcher` needs, built once.
@@ -215,6 +255,7 @@ class GrammarEngine:
             raise RuntimeError(f"llguidance rejected the grammar: {self._prototype.get_error()}")
         self._encoded: dict[str, tuple[int, ...]] = {}
         self._classes: Optional[TokenClasses] = None
+        self._bound_bits: Optional[np.ndarray] = None
         self._executors: dict[int, Any] = {}
 
     @classmethod
@@ -265,6 +306,17 @@ class GrammarEngine:
             except ValueError:  # the vocabulary cannot write it: never forced
                 pass
         return max(widths, default=1)
+
+    @property
+    def bound_bits(self) -> np.ndarray:
+        """``bound_bits[s]``: the tokens whose need bound (:class:`TokenClasses`) is at most ``s``, packed
+        like llguidance's masks; a slack beyond the last row allows every token (use ``min(s, len - 1)``)."""
+        if self._bound_bits is None:
+            bound = self.classes.bound
+            top = int(bound.max()) if len(bound) else 0
+            words = (self.llg_tokenizer.vocab_size + 31) // 32
+            self._bound_bits = bool_to_bits(bound[None, :] <= np.arange(top + 1)[:, None], words)
+        return self._bound_bits
 
     def new_matcher(self):
         """A fresh llguidance matcher (a copy of a compiled prototype: about 2 µs)."""
@@ -403,13 +455,15 @@ class BudgetedMatcher:
         return 0 <= token < self.engine.vocab_size and bool(self._llm.validate_tokens([token]))
 
     def _repeat_at_end(self) -> bool:
+        if not self.prefix.leaves:
+            return False
         leaves = self.prefix.leaves_at_end()
         return leaves is not None and _repeat_count(leaves) > _repeat_count(self.prefix.leaves)
 
     def at_risk(self) -> bool:
         """With ``no_repeats``: closing what is open now would complete a repeated term."""
-        if not self.no_repeats or self.done:
-            return False
+        if not self.no_repeats or self.done or not self.prefix.leaves:
+            return False  # ending adds at most one leaf (the open term): a repeat needs an earlier leaf
         need = self.prefix.need
         if need.terms or need.head or need.open_bytes:
             return False
@@ -601,6 +655,82 @@ class _Order:
 
 
 # --------------------------------------------------------------------------- many sequences
+def allowed_bits(
+    engine: GrammarEngine,
+    matchers: Sequence[Optional[BudgetedMatcher]],
+    grammar_bits: np.ndarray,
+    scores: Optional[np.ndarray],
+    eos_ids: Iterable[int],
+) -> np.ndarray:
+    """:meth:`BudgetedMatcher.allowed` for a whole batch, on packed masks: the allowed tokens of
+    every row as uint32 words ``(batch, words)`` in llguidance's layout.
+
+    ``grammar_bits``: the rows' grammar masks (:meth:`BatchMasks.bits`); ``scores``: the
+    model's scores ``(batch, width)`` (optional, as for ``allowed``); a row whose matcher is
+    ``None`` or has ended may only write an end id (``eos_ids``), which keeps a finished beam
+    finished. The tokens the per-token bound vouches for are one AND of packed words per row
+    (``grammar & bound_bits[slack]``); only the others (the best few by score, as in
+    ``allowed``), the end of the query and the rows that must finish are checked one by one.
+    """
+    batch, words = grammar_bits.shape
+    vocab = engine.vocab_size
+    out = np.zeros((batch, words), dtype=np.uint32)
+    ends = sorted(e for e in set(eos_ids) if 0 <= e < words * 32)
+    end_bits = np.zeros(words, dtype=np.uint32)
+    for e in ends:
+        end_bits[e >> 5] |= np.uint32(1 << (e & 31))
+    eos = engine.eos_token_id
+    bound_bits = engine.bound_bits
+    top = len(bound_bits) - 1
+    normal: list[int] = []
+    slack: list[int] = []
+    risky: set[int] = set()
+    one_by_one: list[int] = []
+    for r, m in enumerate(matchers):
+        if m is None or m.done or m.remaining < 1:
+            out[r] = end_bits
+        elif m.finishing:
+            one_by_one.append(r)
+        elif m.no_repeats and m.at_risk():
+            risky.add(r)
+        else:
+            normal.append(r)
+            slack.append(min(m.remaining - 1 - m.need_tokens, top))
+    if normal:
+        out[normal] = grammar_bits[normal] & bound_bits[slack] & ~end_bits
+    checked = sorted([*normal, *risky])
+    unvouched = grammar_bits[checked] & ~out[checked] & ~end_bits
+    any_unvouched = unvouched.any(axis=1)
+    for i, r in enumerate(checked):
+        m = matchers[r]
+        assert m is not None
+        row = scores[r] if scores is not None else None
+        if any_unvouched[i]:
+            candidates = unvouched[i]
+            order = _Order(row, vocab)
+            limit = VERIFY_AT_RISK if r in risky else VERIFY_TOP_K
+            floor = order.floor(VERIFY_MARGIN) if limit == VERIFY_TOP_K else None
+            ids = np.flatnonzero(bits_to_bool(candidates[None, :], vocab)[0])
+            for tok in order.best(ids, limit):
+                tok = int(tok)
+                if floor is not None and order.score(tok) < floor:
+                    break
+                if m.preview(tok) is not None:
+                    out[r, tok >> 5] |= np.uint32(1 << (tok & 31))
+        if (int(grammar_bits[r, eos >> 5]) >> (eos & 31)) & 1 and m.preview(eos) is not None:
+            out[r] |= end_bits
+    if checked:  # nothing the scores favour fits (or avoids a repeat): the budget's own way out
+        one_by_one += [r for r, some in zip(checked, out[checked].any(axis=1)) if not some]
+    for r in one_by_one:
+        m = matchers[r]
+        assert m is not None
+        grammar = m._with_eos(bits_to_bool(grammar_bits[r : r + 1], vocab)[0])
+        order = _Order(scores[r] if scores is not None else None, vocab)
+        allowed = m._finish_allowed(grammar, order) if m.finishing else m._any_fitting(grammar, order)
+        out[r] = bool_to_bits(allowed, words)[0]
+    return out
+
+
 class BatchMasks:
     """The grammar masks of a batch of matchers, filled in parallel by llguidance.
 
@@ -612,10 +742,12 @@ class BatchMasks:
     besides the tokenizer's EOS (allowed exactly when EOS is).
     """
 
-    def __init__(self, engine: GrammarEngine, batch: int, threads: int = 1, background: bool = True, extra_eos: Sequence[int] = ()):
+    def __init__(self, engine: GrammarEngine, batch: int, threads: int = 1, background: bool = True, extra_eos: Sequence[int] = (), convert: bool = True):
         self.engine = engine
         self.batch = batch
         self.threads = threads
+        self.convert = convert
+        self._filled = False
         self.extra_eos = [e for e in extra_eos if 0 <= e < engine.vocab_size and e != engine.eos_token_id]
         self.bitmask = engine.allocate_bitmask(batch)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="blockgen-masks") if background else None
@@ -625,7 +757,7 @@ class BatchMasks:
         #: seconds spent filling masks and building the bias (in whichever thread), per start()
         self.work_seconds: list[float] = []
 
-    def _fill(self, pairs: list[tuple[Any, int]], copies: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    def _fill(self, pairs: list[tuple[Any, int]], copies: list[tuple[int, int]]) -> Optional[tuple[np.ndarray, np.ndarray]]:
         import time
 
         import llguidance.numpy
@@ -635,6 +767,14 @@ class BatchMasks:
             llguidance.numpy.fill_next_token_bitmask_par(self.engine.executor(self.threads), pairs, self.bitmask)
         for target, source in copies:
             self.bitmask[target] = self.bitmask[source]
+        if not self.convert:  # the caller reads the packed bits (bits()); conversion only if asked
+            self.work_seconds.append(time.perf_counter() - t0)
+            return None
+        return self._convert(t0)
+
+    def _convert(self, t0: float) -> tuple[np.ndarray, np.ndarray]:
+        import time
+
         allowed = bits_to_bool(self.bitmask, self.engine.vocab_size)
         if self.extra_eos:
             allowed = allowed.copy()
@@ -646,8 +786,8 @@ class BatchMasks:
         self.work_seconds.append(time.perf_counter() - t0)
         return allowed, self._bias_bits.view(np.float32)
 
-    def start(self, rows: Sequence[tuple["BudgetedMatcher", int]]) -> None:
-        """Begin filling the masks of ``rows`` (matcher, row index)."""
+    @staticmethod
+    def _pairs(rows: Sequence[tuple["BudgetedMatcher", int]]) -> tuple[list[tuple[Any, int]], list[tuple[int, int]]]:
         pairs, copies, first = [], [], {}
         for m, i in rows:  # a matcher shared by several rows (e.g. beams before they fork) is filled once
             if id(m) in first:
@@ -655,16 +795,45 @@ class BatchMasks:
             else:
                 first[id(m)] = i
                 pairs.append((m.llg_matcher, i))
+        return pairs, copies
+
+    def start(self, rows: Sequence[tuple["BudgetedMatcher", int]]) -> None:
+        """Begin filling the masks of ``rows`` (matcher, row index)."""
+        self.start_with(lambda: rows)
+
+    def start_with(self, plan: Callable[[], Sequence[tuple["BudgetedMatcher", int]]]) -> None:
+        """Like :meth:`start`, for the rows ``plan()`` returns; ``plan`` runs first, in the same
+        background thread (e.g. advancing the matchers by the token just chosen)."""
+        self.wait()
+        self._filled = True
         if self._pool is None:
-            self._result = self._fill(pairs, copies)
+            self._result = self._fill(*self._pairs(plan()))
         else:
-            self._future = self._pool.submit(self._fill, pairs, copies)
+            self._future = self._pool.submit(lambda: self._fill(*self._pairs(plan())))
+
+    def wait(self) -> None:
+        """Wait for the background work started last, if any (its errors are raised here)."""
+        if self._future is not None:
+            future, self._future = self._future, None
+            self._result = future.result()
+
+    def _wait_bits(self) -> None:
+        self.wait()
+        assert self._filled, "start() was not called"
 
     def _wait(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._future is not None:
-            self._result, self._future = self._future.result(), None
-        assert self._result is not None, "start() was not called"
+        import time
+
+        self._wait_bits()
+        if self._result is None:
+            self._result = self._convert(time.perf_counter())
         return self._result
+
+    def bits(self) -> np.ndarray:
+        """The packed ``(batch, words)`` uint32 grammar masks (llguidance's layout: token ``32 * w + b``
+        is bit ``b`` of word ``w``) of the rows given to :meth:`start`. Valid until the next :meth:`start`."""
+        self._wait_bits()
+        return self.bitmask.view(np.uint32)
 
     def allowed(self) -> np.ndarray:
         """The boolean ``(batch, vocab)`` grammar masks of the rows given to :meth:`start`."""

@@ -15,10 +15,12 @@ batches, provided ``generate`` gets the same ``max_new_tokens``.
 How it works: one :class:`blockgen.constrained.BudgetedMatcher` per sequence, found by the
 tokens the sequence has written (beam search reorders and forks sequences; a forked
 sequence gets a copy). The processor is called once per step for the whole batch; the
-grammar masks of all sequences are filled in parallel by llguidance. With sampling and
-greedy decoding, the stopping criteria (called after each token is chosen, before the next
-forward pass) already advance the matchers and start the next masks in a background thread,
-so they are computed while the model runs.
+grammar masks of all sequences are filled in parallel by llguidance. The stopping criteria
+(called after each token is chosen, before the next forward pass) hand the advance of the
+matchers and the next masks to a background thread, so both run while the model does. The
+processor then works on packed masks: the tokens the budget's per-token bound vouches for
+are one AND of bit words per row, only the best few others are checked one by one, and the
+scores are masked in place, once for the batch.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 from transformers import LogitsProcessor, StoppingCriteria
 
-from blockgen.constrained import MIN_BUDGET, BatchMasks, BudgetedMatcher, GrammarEngine
+from blockgen.constrained import MIN_BUDGET, BatchMasks, BudgetedMatcher, GrammarEngine, allowed_bits
 
 __all__ = ["constrain", "decode", "BlockgenLogitsProcessor", "BlockgenStoppingCriteria"]
 
@@ -165,51 +167,60 @@ class BlockgenLogitsProcessor(LogitsProcessor):
         return out
 
     # ------------------------------------------------------------------ the two hooks
-    def prepare(self, input_ids: Any) -> None:
-        """After a token was chosen: advance the matchers and start the next masks (background)."""
+    def prepare(self, input_ids: Any) -> list[int]:
+        """After a token was chosen: advance the matchers and fill the next masks, both in the
+        background thread (while the model's forward pass runs). Returns the rows that follow a
+        sequence blockgen could not follow (to be stopped)."""
         hists = self._histories(input_ids)
-        if any(len(h) >= self.budget for h in hists):  # pragma: no cover - _histories raised
-            return
-        matchers = self._advance_to(hists)
-        self._start(matchers)
-        self._prepared = hists
+        dead = [r for r, h in enumerate(hists) if h and self._states.get(h[:-1]) is _DEAD]
+        masks = self._masks_for(len(hists))
 
-    def _start(self, matchers: list[Any]) -> None:
-        if self._masks is None or self._masks.batch != len(matchers):
+        def plan() -> list[tuple[BudgetedMatcher, int]]:
+            return self._live(self._advance_to(hists))
+
+        masks.start_with(plan)
+        self._prepared = hists
+        return dead
+
+    @staticmethod
+    def _live(matchers: list[Any]) -> list[tuple[BudgetedMatcher, int]]:
+        return [(m, r) for r, m in enumerate(matchers) if isinstance(m, BudgetedMatcher) and not m.done]
+
+    def _masks_for(self, batch: int) -> BatchMasks:
+        if self._masks is None or self._masks.batch != batch:
             if self._masks is not None:
                 self._masks.close()
-            self._masks = BatchMasks(self.engine, len(matchers), threads=self.mask_threads, extra_eos=sorted(self.eos_ids))
-        self._masks.start([(m, r) for r, m in enumerate(matchers) if isinstance(m, BudgetedMatcher) and not m.done])
+            self._masks = BatchMasks(self.engine, batch, threads=self.mask_threads, extra_eos=sorted(self.eos_ids), convert=False)
+        return self._masks
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        if self._masks is not None:
+            self._masks.wait()  # the matchers and masks the stopping criteria started
         hists = self._histories(input_ids)
         if self._prepared is not None and hists == self._prepared and self._masks is not None:
             matchers = [self._states[h] for h in hists]
         else:
             matchers = self._advance_to(hists)
-            self._start(matchers)
+            self._masks_for(len(matchers)).start(self._live(matchers))
         self._prepared = None
-        grammar = self._masks.allowed()
-        vocab = self.engine.vocab_size
+        grammar = self._masks.bits()
         inplace = scores.device.type == "cpu" and scores.dtype == torch.float32
         host = scores.detach().numpy() if inplace else scores.detach().float().cpu().numpy()
-        allowed = np.zeros((len(hists), scores.shape[-1]), dtype=bool)
-        for r, m in enumerate(matchers):
-            if isinstance(m, BudgetedMatcher) and not m.done:
-                width = min(vocab, scores.shape[-1])
-                allowed[r, :width] = m.allowed(host[r], grammar=grammar[r])[:width]
-            else:  # ended or dead: only EOS, which keeps a finished beam finished
-                for e in self.eos_ids:
-                    if e < allowed.shape[1]:
-                        allowed[r, e] = True
+        rows = [m if isinstance(m, BudgetedMatcher) else None for m in matchers]
+        bits = allowed_bits(self.engine, rows, grammar, host, self.eos_ids)
+        width = scores.shape[-1]
+        refused = np.unpackbits((~bits).view(np.uint8), axis=1, bitorder="little").view(np.bool_)
+        if refused.shape[1] >= width:
+            refused = refused[:, :width]
+        else:  # ids beyond the tokenizer write nothing
+            refused = np.concatenate([refused, np.ones((len(rows), width - refused.shape[1]), dtype=np.bool_)], axis=1)
         if inplace:
-            # in place, as raw float bits: 0x00000000 is 0.0, 0xFF800000 is -inf (no per-row copies)
-            np.add(host, np.multiply(~allowed, np.uint32(0xFF800000), dtype=np.uint32).view(np.float32), out=host)
+            # in place, as raw float bits added once for the batch: 0x00000000 is 0.0, 0xFF800000 is -inf
+            np.add(host, np.multiply(refused, np.uint32(0xFF800000), dtype=np.uint32).view(np.float32), out=host)
             return scores
-        mask = torch.from_numpy(~allowed).to(scores.device)
-        return scores.masked_fill(mask, -float("inf"))
+        return scores.masked_fill(torch.from_numpy(refused).to(scores.device), -float("inf"))
 
     def close(self) -> None:
         if self._masks is not None:
@@ -234,8 +245,6 @@ class BlockgenStoppingCriteria(StoppingCriteria):
         generated = input_ids.shape[1] - prompt.shape[1]
         if input_ids.shape[0] != prompt.shape[0] or generated >= p.budget:
             return done  # beam candidates, or the last step: nothing to prepare
-        p.prepare(input_ids)
-        for r, h in enumerate(p._prepared or []):
-            if p._states.get(h) is _DEAD:
-                done[r] = True
+        for r in p.prepare(input_ids):
+            done[r] = True
         return done

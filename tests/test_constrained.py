@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from blockgen import is_valid, parse
-from blockgen.constrained import BatchMasks, GrammarEngine, token_classes
+from blockgen.constrained import BatchMasks, GrammarEngine, allowed_bits, bits_to_bool, token_classes
 from blockgen.need import Prefix
 from blockgen.repeats import repeated_terms
 from tests.test_grammar import query_strategy
@@ -139,3 +139,63 @@ def test_batch_masks_equal_single_masks_and_fill_a_shared_matcher_once():
     assert (allowed[2] == allowed[0]).all()
     assert bias.shape == (3, e.vocab_size + 5) and np.isinf(bias[:, e.vocab_size :]).all()
     assert ((bias[:, : e.vocab_size] == 0) == allowed).all()
+
+
+#: Tokens whose bound needs care: operators inside and outside words, wildcards, closers before operators.
+TRICKY = [b" AND", b"AND", b"AN", b"D", b" NOT", b"NO", b"T", b" OR", b"O", b"R", b".NOT", b"-AND", b"ANDROID", b"a*", b"***",
+          b"?", b")AND", b'"OR', b" AND OR", b"xAND", b"A", b" a", b"b", b"(", b")", b'"', b"[", b"]", b"-", b" ", b"ORT", b"ANDx"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(query_strategy(), st.data())
+def test_the_bound_of_operator_word_and_wildcard_tokens_never_underestimates_the_raise(text, data):
+    e = engine("small")
+    classes = token_classes(TRICKY, use_disk=False, k=e._forced_width())
+    prefix = Prefix.empty().extend(text[: data.draw(st.integers(0, len(text)))].encode())
+    assert prefix is not None
+    before = e.need_tokens(prefix.need)
+    for i, raw in enumerate(TRICKY):
+        after = prefix.extend(raw)
+        if after is not None:
+            assert e.need_tokens(after.need) - before <= classes.bound[i], (prefix.text, raw)
+
+
+@settings(max_examples=25, deadline=None)
+@given(kind=st.sampled_from(["small", "llama3"]), budget=st.integers(1, 16), seed=st.integers(0, 2**31), no_repeats=st.booleans())
+def test_allowed_bits_allow_only_tokens_that_keep_the_query_finishable(kind, budget, seed, no_repeats):
+    e = engine(kind)
+    rng = np.random.default_rng(seed)
+    matchers = [e.matcher(budget, no_repeats=no_repeats) for _ in range(3)]
+    with BatchMasks(e, 3, threads=1, convert=False) as masks:
+        while any(not m.done and m.remaining > 0 for m in matchers):
+            live = [m if not m.done and m.remaining > 0 else None for m in matchers]
+            masks.start([(m, r) for r, m in enumerate(live) if m is not None])
+            grammar = masks.bits()
+            scores = rng.normal(size=(3, e.vocab_size)) * 2 + opener_boost(kind)
+            bits = allowed_bits(e, live, grammar, scores, [e.eos_token_id])
+            allowed = bits_to_bool(bits, e.vocab_size)
+            for r, m in enumerate(live):
+                if m is None:
+                    assert np.flatnonzero(allowed[r]).tolist() == [e.eos_token_id]
+                    continue
+                ids = np.flatnonzero(allowed[r])
+                assert len(ids) and (bits_to_bool(grammar[r : r + 1], e.vocab_size)[0][ids]).all()
+                for tok in rng.choice(ids, size=min(5, len(ids)), replace=False):
+                    assert m.preview(int(tok), repeats=False) is not None, (m.text, e.tokens[tok])
+                masked = np.where(allowed[r], scores[r], -np.inf)
+                m.advance(int(np.argmax(masked)))
+    for m in matchers:
+        assert is_valid(m.text.decode()) and len(m.tokens) + int(m.done) <= budget, m.text
+
+
+def test_allowed_bits_never_refuse_a_token_the_bound_vouches_for():
+    e = engine("llama3")
+    m = e.matcher(12)
+    m.advance(e.encode("(")[0])
+    with BatchMasks(e, 1, threads=1, convert=False) as masks:
+        masks.start([(m, 0)])
+        grammar = masks.bits()
+        allowed = bits_to_bool(allowed_bits(e, [m], grammar, np.zeros((1, e.vocab_size)), [e.eos_token_id]), e.vocab_size)[0]
+    vouched = bits_to_bool(grammar, e.vocab_size)[0] & (e.classes.bound <= m.remaining - 1 - m.need_tokens)
+    vouched[e.eos_token_id] = False
+    assert vouched.any() and not (vouched & ~allowed).any()

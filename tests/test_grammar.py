@@ -147,3 +147,23 @@ def query_strategy():
 @given(query_strategy())
 def test_every_string_drawn_from_the_grammar_is_accepted_by_llguidance(llg_accepts, text):
     assert llg_accepts(text)
+
+
+def test_the_parser_loaded_from_the_lark_cache_parses_like_a_fresh_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("BLOCKGEN_CACHE", str(tmp_path))
+    from blockgen.grammar import analysed_parser
+
+    fresh = lark_parser()
+    analysed_parser.__wrapped__()  # builds, and writes the cache
+    assert list(tmp_path.glob("lark-*.pickle"))
+    cached = analysed_parser.__wrapped__()  # loads it
+    assert [(t.name, t.pattern.to_regexp()) for t in cached.terminals] == [(t.name, t.pattern.to_regexp()) for t in fresh.terminals]
+    for text in ['("a b" OR c*) AND d[tiab] NOT e', "x:y AND year>=2019", "a AND"]:
+        try:
+            expected = fresh.parse(text)
+        except Exception as err:  # noqa: BLE001 - the same error either way
+            expected = type(err)
+            with pytest.raises(expected):
+                cached.parse(text)
+        else:
+            assert cached.parse(text) == expected
