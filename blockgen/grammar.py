@@ -14,11 +14,12 @@ it only considers the terminals that can come next. So the lark parser here uses
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Optional
+
+import regex
 
 from lark import Lark
 from lark.lexer import BasicLexer, ContextualLexer, Scanner, TextSlice
@@ -95,16 +96,20 @@ def lark_parser() -> Lark:
         parser="lalr",
         lexer="contextual",
         maybe_placeholders=False,
+        regex=True,  # the `regex` module: WORD is defined by Unicode categories (\p{L} ...)
         _plugins={"ContextualLexer": LongestMatchContextualLexer},
     )
 
 
 @lru_cache(maxsize=None)
-def terminal_regex(name: str) -> "re.Pattern[str]":
-    """The compiled regex of one terminal of the grammar, e.g. ``terminal_regex("WORD")``."""
+def terminal_regex(name: str) -> "regex.Pattern[str]":
+    """The compiled regex of one terminal of the grammar, e.g. ``terminal_regex("WORD")``.
+
+    Compiled with the third-party ``regex`` module, as the parser's lexer does (the grammar
+    uses ``\\p{..}`` Unicode categories, which ``re`` does not know)."""
     for term in lark_parser().terminals:
         if term.name == name:
-            return re.compile(term.pattern.to_regexp())
+            return regex.compile(term.pattern.to_regexp())
     raise KeyError(f"the grammar has no terminal {name!r}")
 
 

@@ -261,7 +261,6 @@ def test_repair_of_a_completable_prefix_appends_its_shortest_completion(text):
         ("OR [tiab] a", "a", "dropped tag"),
         ("\u201cclimate change\u201d OR Alzheimer\u2019s", '"climate change" OR Alzheimer\'s', "normalised quote"),
         ("year>= AND x", "year AND x", "dropped empty filter"),
-        ("\u6c14\u5019 OR climate", '"\u6c14\u5019" OR climate', "quoted"),
         ("a\u00a0b", "a b", "replaced blank"),
     ],
 )
