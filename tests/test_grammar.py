@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra.lark import from_lark
 from lark import Lark
 
@@ -190,6 +190,7 @@ def query_strategy():
     )
 
 
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])  # from_lark's own draws
 @given(query_strategy())
 def test_every_string_drawn_from_the_grammar_is_accepted_by_llguidance(llg_accepts, text):
     assert llg_accepts(text)
