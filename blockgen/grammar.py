@@ -47,6 +47,7 @@ class _LongestMatchScanner(Scanner):
     def __init__(self, terminals, g_regex_flags, re_, use_bytes):
         super().__init__(terminals, g_regex_flags, re_, use_bytes)
         self._each = [(t.name, re_.compile(t.pattern.to_regexp(), g_regex_flags)) for t in terminals]
+        self._word = dict(self._each).get("WORD")
 
     def match(self, text: TextSlice, pos: int):
         best: Optional[tuple[str, str]] = None
@@ -63,7 +64,7 @@ class _LongestMatchScanner(Scanner):
         return best
 
     def _word_letter(self, ch: str) -> bool:
-        word = dict(self._each).get("WORD")
+        word = self._word
         return word is not None and word.fullmatch(ch) is not None
 
 
