@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from copy import copy
+from functools import lru_cache
 from typing import Callable, Optional
 
 from lark import Token, Tree
+from lark.grammar import Rule
+from lark.lexer import LexerThread
+from lark.parsers.lalr_parser_state import ParserState
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from blockgen.grammar import lark_parser
@@ -158,24 +163,36 @@ _RULES: dict[str, Callable[[list], object]] = {
 }
 
 
-def _to_query(tree: Tree) -> Node:
-    """Turn lark's parse tree into :mod:`blockgen.query` nodes, bottom-up with an explicit
-    stack (any depth: no recursion)."""
-    values: list[object] = []
-    stack: list[tuple[object, bool]] = [(tree, False)]
-    while stack:
-        node, done = stack.pop()
-        if not isinstance(node, Tree):
-            values.append(node)
-        elif not done:
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(node.children))
-        else:
-            n = len(node.children)
-            children = values[len(values) - n :]
-            del values[len(values) - n :]
-            values.append(_RULES[node.data](children))
-    return values[0]  # type: ignore[return-value]
+def _converting(callback: Callable[[list], object]) -> Callable[[list], object]:
+    """Wrap one of lark's tree-building rule callbacks: a rule of :data:`_RULES` becomes its
+    query node at once, so no parse tree is kept (the LALR loop is iterative: any depth)."""
+
+    def call(children: list) -> object:
+        value = callback(children)
+        if isinstance(value, Tree) and value.data in _RULES:
+            return _RULES[value.data](value.children)
+        return value
+
+    return call
+
+
+@lru_cache(maxsize=1)
+def _query_parser() -> tuple[object, object]:
+    """The grammar's parse table with callbacks that build query nodes, and its lexer."""
+    probe = lark_parser().parse_interactive("")
+    conf = copy(probe.parser_state.parse_conf)
+    conf.callbacks = {key: (_converting(cb) if isinstance(key, Rule) else cb) for key, cb in conf.callbacks.items()}
+    return conf, probe.lexer_thread.lexer
+
+
+def _to_query(text: str) -> Node:
+    conf, lexer = _query_parser()
+    state = ParserState(conf, LexerThread.from_text(lexer, text))
+    token = None
+    for token in state.lexer.lex(state):
+        state.feed_token(token)
+    end = Token.new_borrow_pos("$END", "", token) if token is not None else Token("$END", "", 0, 1, 1)
+    return state.feed_token(end, True)  # type: ignore[no-any-return]
 
 
 def parse(text: str) -> Node:
@@ -199,10 +216,9 @@ def parse(text: str) -> Node:
         )
         raise QuerySyntaxError(text, pos, [], repr(text[pos]), reason)
     try:
-        tree = lark_parser().parse(text)
+        return _to_query(text)
     except UnexpectedInput as err:
         raise _to_syntax_error(text, err) from None
-    return _to_query(tree)
 
 
 def validate(text: str) -> Node:
