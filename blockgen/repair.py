@@ -18,7 +18,8 @@ goes through three pure steps:
      operator (``AND``/``OR``/``NOT``) or next quote after it, else at the end of the text.
      With an odd number of quotes every candidate for "the unclosed one" is tried and the
      one needing the fewest edits wins (a phrase that spans a line break or has an operator,
-     parenthesis or ``:`` at its edge counts as three more; ties: the later quote), so
+     parenthesis or ``:`` at its edge counts as three more, closing the open phrase before
+     the end of the text as two more; ties: the later quote), so
      ``("climate change OR "global warming")`` becomes
      ``"climate change" OR "global warming"``;
    * a cut-off phrase is closed, not dropped (``a AND "clim`` -> ``a AND "clim"``): a word
@@ -26,11 +27,16 @@ goes through three pure steps:
      ``cut_off=True`` when the text is known to be cut (a token budget ran out): then the
      last word touching the end is dropped (a one-word cut phrase with it), even when the
      text is valid as it stands; a quote with nothing after it is dropped;
+   * the text is first put in Unicode NFC (:mod:`blockgen.text`; edit positions refer to
+     it), and a lone surrogate (no character) becomes a blank, with an edit;
+   * as the grammar's contextual lexer reads: after ``)``, a phrase or a tag no word can
+     follow, so ``(a)ANDb`` is ``(a) AND b``;
    * characters no terminal can hold (``,`` ``;`` ``!`` a trailing ``.``, a leading ``-``,
      stray ``]``) are dropped, each run recorded as an edit; in a word, Ovid's ``$``
      truncation becomes ``*`` and a curly apostrophe ``'``; typographic double quotes
      (“ ” „ ‟ « ») become ``"``, also beside straight ones; a run of letters the grammar's
-     words cannot hold (e.g. CJK) is kept as a quoted phrase; an unclosed tag at the very
+     words cannot hold is kept as a quoted phrase; blanks inside a tag are removed
+     (``"a" [ Mesh ]`` -> ``"a"[Mesh]``); an unclosed tag at the very
      end (``acne[tiab``, ``[MeSH Terms``: at most two words, no operator) is closed, any
      other ``[`` is dropped.
 
@@ -39,11 +45,13 @@ goes through three pure steps:
    * ``and``/``or``/``not`` in lower or mixed case are plain words in the grammar; when one
      of them stands where only an operator can (next to a parenthesis or a phrase), all of
      them become operators (``(a or b) and (c or d)``), else they stay words;
-   * NOT is binary. A leading ``NOT x AND rest`` becomes ``rest NOT x`` (same meaning);
+   * NOT is binary. A leading ``NOT x AND rest`` becomes ``rest NOT x`` (same meaning; the
+     edit records the dropped ``AND``);
      ``a AND (NOT b)`` and ``a OR (NOT b)`` become ``a NOT (b)``; any other NOT with
      nothing before it is dropped.
 
-3. **drive the grammar's LALR parser** token by token (lark's interactive parser): a token
+3. **drive the grammar's LALR table** token by token (on a persistent stack, so a trial or a
+   taken-back token copies nothing: linear time at any depth): a token
    the parser accepts is fed; otherwise, in this order: ``AND`` is inserted between two
    operands that cannot stand side by side (``"a" "b"``, ``(a) b``: only bare words may);
    ``AND NOT`` and ``OR NOT`` become ``NOT`` (the exclusion is kept); any other doubled,
