@@ -139,3 +139,20 @@ def test_batch_masks_equal_single_masks_and_fill_a_shared_matcher_once():
     assert (allowed[2] == allowed[0]).all()
     assert bias.shape == (3, e.vocab_size + 5) and np.isinf(bias[:, e.vocab_size :]).all()
     assert ((bias[:, : e.vocab_size] == 0) == allowed).all()
+
+
+@pytest.mark.parametrize("text", ["(Київ OR Kyiv) AND Việt", '"气候变化" OR 气候变化 OR हिन्दी'])
+def test_the_grammar_mask_lets_words_of_every_script_through(text):
+    """llguidance compiles the grammar's \\p{..} classes: each token of a Unicode query is allowed in turn."""
+    e = engine("llama3")
+    ids = llama3_tokenizer().encode(text, add_special_tokens=False)
+    m = e.matcher(64)
+    for tok in ids:
+        assert m.grammar_mask()[tok], (text, e.tokens[tok])
+        m.advance(tok)
+    assert is_valid(text)
+
+
+def test_token_classes_count_letters_of_every_script_as_word_content():
+    tokens = ["Київ".encode(), "气候".encode(), "हिन्दी".encode(), b"_x"]
+    assert token_classes(tokens, use_disk=False, k=1).content.tolist() == [True, True, True, False]
