@@ -80,7 +80,7 @@ from typing import Optional, Union
 
 from lark.parsers.lalr_analysis import Shift
 
-from blockgen.answers import AnswerError, extract_query
+from blockgen.answers import AnswerError, Extraction, extract_query
 from blockgen.formatter import format_query
 from blockgen.grammar import OPERATORS, lark_parser, terminal_regex
 from blockgen.parser import QuerySyntaxError, parse
@@ -739,7 +739,10 @@ def _unpaired_candidates(text: str) -> list[Optional[int]]:
 def repair(text: str, *, cut_off: bool = False) -> RepairResult:
     """Repair ``text`` into a valid query; see the module docstring for what it does.
 
-    The query is first pulled out of a model's answer (:func:`blockgen.answers.extract_query`:
+    A valid query comes back as it is, so repair is idempotent (one exception: a valid text
+    that reads as a prose answer, ``Query: heart`` with a blank after the colon, is the
+    answer's query ``heart``; ``Query:heart`` is the field filter). Otherwise the query is
+    first pulled out of a model's answer (:func:`blockgen.answers.extract_query`:
     code fences, ``Query:`` prose, ``{"query": ...}`` wrappers, Elasticsearch bool queries),
     recorded as an ``"extracted query"`` edit. ``cut_off=True`` says the text was cut (e.g.
     by a token budget): its last word, when it touches the end, is dropped as possibly
@@ -750,10 +753,15 @@ def repair(text: str, *, cut_off: bool = False) -> RepairResult:
     if not isinstance(text, str):
         raise TypeError(f"repair() needs a str, not {type(text).__name__}")
     text = normalise(text)
+    same = _as_it_is(text, cut_off)
     try:
         answer = extract_query(text)
     except AnswerError as err:
+        if same is not None:
+            return same
         raise RepairError(str(err)) from None
+    if same is not None and not _prose_label(text, answer):
+        return same  # a valid query is kept as it is: "Query:o" is a field filter
     if not answer.extracted:
         return _repair_query(text, cut_off)
     result = _repair_query(answer.text, cut_off)
@@ -763,14 +771,9 @@ def repair(text: str, *, cut_off: bool = False) -> RepairResult:
 
 def _repair_query(text: str, cut_off: bool) -> RepairResult:
     """:func:`repair` of a query (the answer's wrapper already taken away)."""
-    try:
-        query = parse(text)
-    except QuerySyntaxError:
-        pass
-    else:
-        formatted = format_query(query)
-        if _parses_to(formatted, query) and not (cut_off and _ends_in_word(text)):
-            return RepairResult(query, formatted, ())
+    same = _as_it_is(text, cut_off)
+    if same is not None:
+        return same
     base: list[Edit] = []
     normal = _normalise(text, base)
     best: Optional[tuple[int, list[str], list[Edit]]] = None
@@ -790,6 +793,27 @@ def _repair_query(text: str, cut_off: bool) -> RepairResult:
     if not edits:  # pragma: no cover - every deviation from the grammar is an edit
         edits.append(Edit("reformatted", 0))
     return RepairResult(query, format_query(query), tuple(edits))
+
+
+def _prose_label(text: str, answer: Extraction) -> bool:
+    """Whether a valid ``text`` reads as an answer's prose label with a blank after its colon
+    (``Query: heart``): the model's answer, not the field filter ``Query:heart``."""
+    if answer.source != "prose":
+        return False
+    start = text.find(answer.text)
+    return start > 0 and text[start - 1] in " \t"
+
+
+def _as_it_is(text: str, cut_off: bool) -> Optional[RepairResult]:
+    """``text`` unchanged (canonically formatted, no edits) if it is a valid query, else None."""
+    try:
+        query = parse(text)
+    except QuerySyntaxError:
+        return None
+    formatted = format_query(query)
+    if _parses_to(formatted, query) and not (cut_off and _ends_in_word(text)):
+        return RepairResult(query, formatted, ())
+    return None
 
 
 def _ends_in_word(text: str) -> bool:

@@ -472,3 +472,16 @@ def test_repair_reads_operators_glued_after_a_closer():
 
 def test_shortest_completion_of_a_prefix_with_a_lone_surrogate_is_none():
     assert shortest_completion('(a OR "\ud800') is None
+
+
+@pytest.mark.parametrize("text", ["Query:o", 'query:"bio data"', "search:x AND y"])
+def test_repair_is_identity_on_a_valid_field_named_like_an_answer_label(text):
+    """Fuzz finding: a valid query was taken for an answer's ``Query:`` label and lost its field."""
+    result = repair(text)
+    assert result.edits == () and result.query == parse(text)
+
+
+@pytest.mark.parametrize("text", ["\x18\tQuery: o\x85", "Query: heart", "Query: (a OR b) AND c", "```\na AND\n```"])
+def test_repair_is_idempotent_on_answers(text):
+    once = repair(text)
+    assert repair(once.text).text == once.text and repair(once.text).edits == ()
