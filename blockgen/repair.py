@@ -196,7 +196,7 @@ def _normalise(text: str, edits: list[Edit]) -> str:
         if i in surrogates:
             edits.append(Edit("dropped characters", i, f"{ch!r}: a lone surrogate is no character (cannot be encoded)", ch))
             ch = " "
-        elif ch in _IN_WORD and not opener and _continues_word(text, i):
+        elif ch in _IN_WORD and not opener and out and _continues_word(out[-1], ch, text[i + 1 : i + 2]):
             kind = "converted truncation" if ch == "$" else "normalised apostrophe"
             edits.append(Edit(kind, i, f"{ch} -> {_IN_WORD[ch]}"))
             ch = _IN_WORD[ch]
@@ -213,13 +213,11 @@ def _normalise(text: str, edits: list[Edit]) -> str:
     return "".join(out)
 
 
-def _continues_word(text: str, i: int) -> bool:
-    """Whether ``text[i]`` (``$`` or a curly apostrophe), read as the grammar's ``*`` or ``'``,
-    goes on with the word before it (and the letter after it), by the grammar's WORD."""
-    if i == 0:
-        return False
-    ahead = text[i + 1 : i + 2] if text[i] != "$" else ""
-    return _word_piece("a" + text[i - 1] + _IN_WORD[text[i]] + ahead)
+def _continues_word(before: str, ch: str, after: str) -> bool:
+    """Whether ``ch`` (``$`` or a curly apostrophe), read as the grammar's ``*`` or ``'``, goes
+    on with the word whose last character is ``before`` (an apostrophe also needs the letter
+    ``after`` it), by the grammar's WORD."""
+    return _word_piece("a" + before + _IN_WORD[ch] + (after if ch != "$" else ""))
 
 
 @lru_cache(maxsize=4096)
