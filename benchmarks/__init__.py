@@ -10,6 +10,8 @@
   repair of real and wrapped LLM answers.
 * ``closing``: an engine's grammar mask cut at the budget + repair (as with vLLM) vs blockgen's closing;
 * ``quality``: how close the default model's queries come to experts' and users' queries (held-out topics).
+* ``scaling``: time of parse, repair, format, shortest_completion and convert_ovid from 1 K to 1 M
+  characters of hostile and normal input, and its growth per 10x step.
 
 Each prints a table and writes ``benchmarks/results/NAME.json`` and ``NAME.png``.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality")
+BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality", "scaling")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

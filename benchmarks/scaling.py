@@ -81,6 +81,7 @@ QUERY_INPUTS: dict[str, tuple[str, Callable[[int], str], bool]] = {
     "deep parentheses": ("hostile", lambda n: "(" * (n // 2) + "a" + ")" * (n // 2), True),
     "open parentheses": ("hostile", lambda n: "(" * (n - 1) + "a", False),
     "AND/NOT chain": ("hostile", lambda n: "a" + _repeat(" AND b NOT c", n), True),
+    "nested groups": ("hostile", lambda n: "(" * (n // 14) + "a OR b" + ") NOT c AND d" * (n // 14), True),
     "one long word": ("hostile", lambda n: "a" * n, True),
     "$ truncations": ("hostile", lambda n: _repeat("a$", n), False),
     "blanks in brackets": ("hostile", lambda n: _repeat("a [ tiab ", n), False),
