@@ -114,5 +114,15 @@ def terminal_regex(name: str) -> "regex.Pattern[str]":
     raise KeyError(f"the grammar has no terminal {name!r}")
 
 
+@lru_cache(maxsize=1)
+def letter_class() -> str:
+    """The grammar's ``_LETTER`` class (``[\\p{L}\\p{M}\\p{N}]``): what a word is made of,
+    for readers that must agree with WORD (``regex`` module syntax)."""
+    found = regex.search(r"(?m)^_LETTER:\s*/(\[[^/]*\])/\s*$", grammar_text())
+    if found is None:  # pragma: no cover - the grammar file defines it
+        raise KeyError("the grammar defines no _LETTER class")
+    return found.group(1)
+
+
 #: Operators in canonical (upper) case.
 OPERATORS = ("AND", "OR", "NOT")
