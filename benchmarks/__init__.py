@@ -12,6 +12,8 @@
 * ``quality``: how close the default model's queries come to experts' and users' queries (held-out topics).
 * ``fuzz``: every public text function on hypothesis-drawn and mutated real inputs: crashes,
   invariant failures and the slowest input per function (writes ``fuzz.json`` only).
+* ``scaling``: time of parse, repair, format, shortest_completion and convert_ovid from 1 K to 1 M
+  characters of hostile and normal input, and its growth per 10x step.
 
 Each prints a table and writes ``benchmarks/results/NAME.json`` and ``NAME.png``.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality", "fuzz")
+BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality", "fuzz", "scaling")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

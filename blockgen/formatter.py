@@ -55,45 +55,77 @@ def _operands(node: Node) -> list[tuple[str, Node]]:
     return [("", node.positive), ("NOT", node.negative)]
 
 
-def _inline(node: Node, style: str) -> str:
-    if not isinstance(node, (And, Or, Not)):
-        return _leaf(node)
-    parts = []
-    for i, (op, child) in enumerate(_operands(node)):
-        text = _inline(child, style)
-        if _needs_parens(child, node, i == 0, style):
-            text = f"({text})"
-        parts.append(f"{op} {text}" if op else text)
-    return " ".join(parts)
+def _inline(query: Node, style: str) -> str:
+    """One line; pieces written to a list with an explicit stack (any depth, linear time)."""
+    out: list[str] = []
+    stack: list[object] = [query]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        node = item
+        if not isinstance(node, (And, Or, Not)):
+            out.append(_leaf(node))
+            continue
+        todo: list[object] = []
+        for i, (op, child) in enumerate(_operands(node)):
+            if op:
+                todo.append(f" {op} ")
+            if _needs_parens(child, node, i == 0, style):
+                todo.extend(("(", child, ")"))
+            else:
+                todo.append(child)
+        stack.extend(reversed(todo))
+    return "".join(out)
 
 
-def _pretty(node: Node, indent: int) -> list[str]:
-    pad = "  " * indent
-    if not isinstance(node, (And, Or, Not)):
-        return [pad + _leaf(node)]
+def _pretty(query: Node) -> list[str]:
+    """One concept block a line, nested groups indented (explicit stack, any depth).
+
+    An operator before an inner operand that needs no parentheses goes in front of that
+    operand's first line.
+    """
     lines: list[str] = []
-    for i, (op, child) in enumerate(_operands(node)):
-        prefix = f"{op} " if op else ""
-        if _needs_parens(child, node, i == 0, "pretty"):
-            inner = _pretty(child, indent + 1)
-            lines.append(f"{pad}{prefix}(")
-            lines.extend(inner)
-            lines.append(f"{pad})")
-        elif isinstance(child, (And, Or, Not)):
-            inner = _pretty(child, indent)
-            inner[0] = pad + prefix + inner[0][len(pad):]
-            lines.extend(inner)
-        else:
-            lines.append(f"{pad}{prefix}{_leaf(child)}")
+    pending = ""  # an operator waiting for the next line
+    # ("node", node, indent) or ("line", indent, text) or ("prefix", text)
+    stack: list[tuple] = [("node", query, 0)]
+    while stack:
+        task = stack.pop()
+        if task[0] == "prefix":
+            pending = task[1]
+            continue
+        if task[0] == "line":
+            _, indent, text = task
+            lines.append("  " * indent + pending + text)
+            pending = ""
+            continue
+        _, node, indent = task
+        if not isinstance(node, (And, Or, Not)):
+            lines.append("  " * indent + pending + _leaf(node))
+            pending = ""
+            continue
+        todo: list[tuple] = []
+        for i, (op, child) in enumerate(_operands(node)):
+            prefix = f"{op} " if op else ""
+            if _needs_parens(child, node, i == 0, "pretty"):
+                todo.extend((("line", indent, prefix + "("), ("node", child, indent + 1), ("line", indent, ")")))
+            elif isinstance(child, (And, Or, Not)):
+                todo.extend((("prefix", prefix), ("node", child, indent)))
+            else:
+                todo.append(("line", indent, prefix + _leaf(child)))
+        stack.extend(reversed(todo))
     return lines
 
 
 def format_query(query: Node, style: str = "canonical") -> str:
-    """Format ``query`` as text in ``style`` (``canonical``, ``compact`` or ``pretty``)."""
+    """Format ``query`` as text in ``style`` (``canonical``, ``compact`` or ``pretty``).
+
+    Any depth and size: the tree is walked with an explicit stack, in linear time."""
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
     if not isinstance(query, Node):
         raise TypeError(f"format() needs a parsed query, not {type(query).__name__}; use parse() first")
     if style == "pretty":
-        return "\n".join(_pretty(query, 0))
+        return "\n".join(_pretty(query))
     return _inline(query, style)

@@ -14,11 +14,12 @@ it only considers the terminals that can come next. So the lark parser here uses
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Optional
+
+import regex
 
 from lark import Lark
 from lark.lexer import BasicLexer, ContextualLexer, Scanner, TextSlice
@@ -46,6 +47,7 @@ class _LongestMatchScanner(Scanner):
     def __init__(self, terminals, g_regex_flags, re_, use_bytes):
         super().__init__(terminals, g_regex_flags, re_, use_bytes)
         self._each = [(t.name, re_.compile(t.pattern.to_regexp(), g_regex_flags)) for t in terminals]
+        self._word = dict(self._each).get("WORD")
 
     def match(self, text: TextSlice, pos: int):
         best: Optional[tuple[str, str]] = None
@@ -62,7 +64,7 @@ class _LongestMatchScanner(Scanner):
         return best
 
     def _word_letter(self, ch: str) -> bool:
-        word = dict(self._each).get("WORD")
+        word = self._word
         return word is not None and word.fullmatch(ch) is not None
 
 
@@ -93,7 +95,13 @@ def lark_parser() -> Lark:
     return Lark(grammar_text(), **_LARK_OPTIONS)
 
 
-_LARK_OPTIONS = dict(parser="lalr", lexer="contextual", maybe_placeholders=False, _plugins={"ContextualLexer": LongestMatchContextualLexer})
+_LARK_OPTIONS = dict(
+    parser="lalr",
+    lexer="contextual",
+    maybe_placeholders=False,
+    regex=True,  # the `regex` module: WORD is defined by Unicode categories (\p{L} ...)
+    _plugins={"ContextualLexer": LongestMatchContextualLexer},
+)
 
 
 @lru_cache(maxsize=1)
@@ -130,12 +138,25 @@ def _lark_cache_file() -> Optional[str]:
 
 
 @lru_cache(maxsize=None)
-def terminal_regex(name: str) -> "re.Pattern[str]":
-    """The compiled regex of one terminal of the grammar, e.g. ``terminal_regex("WORD")``."""
+def terminal_regex(name: str) -> "regex.Pattern[str]":
+    """The compiled regex of one terminal of the grammar, e.g. ``terminal_regex("WORD")``.
+
+    Compiled with the third-party ``regex`` module, as the parser's lexer does (the grammar
+    uses ``\\p{..}`` Unicode categories, which ``re`` does not know)."""
     for term in analysed_parser().terminals:
         if term.name == name:
-            return re.compile(term.pattern.to_regexp())
+            return regex.compile(term.pattern.to_regexp())
     raise KeyError(f"the grammar has no terminal {name!r}")
+
+
+@lru_cache(maxsize=1)
+def letter_class() -> str:
+    """The grammar's ``_LETTER`` class (``[\\p{L}\\p{M}\\p{N}]``): what a word is made of,
+    for readers that must agree with WORD (``regex`` module syntax)."""
+    found = regex.search(r"(?m)^_LETTER:\s*/(\[[^/]*\])/\s*$", grammar_text())
+    if found is None:  # pragma: no cover - the grammar file defines it
+        raise KeyError("the grammar defines no _LETTER class")
+    return found.group(1)
 
 
 #: Operators in canonical (upper) case.

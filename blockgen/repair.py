@@ -18,7 +18,8 @@ goes through three pure steps:
      operator (``AND``/``OR``/``NOT``) or next quote after it, else at the end of the text.
      With an odd number of quotes every candidate for "the unclosed one" is tried and the
      one needing the fewest edits wins (a phrase that spans a line break or has an operator,
-     parenthesis or ``:`` at its edge counts as three more; ties: the later quote), so
+     parenthesis or ``:`` at its edge counts as three more, closing the open phrase before
+     the end of the text as two more; ties: the later quote), so
      ``("climate change OR "global warming")`` becomes
      ``"climate change" OR "global warming"``;
    * a cut-off phrase is closed, not dropped (``a AND "clim`` -> ``a AND "clim"``): a word
@@ -26,11 +27,16 @@ goes through three pure steps:
      ``cut_off=True`` when the text is known to be cut (a token budget ran out): then the
      last word touching the end is dropped (a one-word cut phrase with it), even when the
      text is valid as it stands; a quote with nothing after it is dropped;
+   * the text is first put in Unicode NFC (:mod:`blockgen.text`; edit positions refer to
+     it), and a lone surrogate (no character) becomes a blank, with an edit;
+   * as the grammar's contextual lexer reads: after ``)``, a phrase or a tag no word can
+     follow, so ``(a)ANDb`` is ``(a) AND b``;
    * characters no terminal can hold (``,`` ``;`` ``!`` a trailing ``.``, a leading ``-``,
      stray ``]``) are dropped, each run recorded as an edit; in a word, Ovid's ``$``
      truncation becomes ``*`` and a curly apostrophe ``'``; typographic double quotes
      (“ ” „ ‟ « ») become ``"``, also beside straight ones; a run of letters the grammar's
-     words cannot hold (e.g. CJK) is kept as a quoted phrase; an unclosed tag at the very
+     words cannot hold is kept as a quoted phrase; blanks inside a tag are removed
+     (``"a" [ Mesh ]`` -> ``"a"[Mesh]``); an unclosed tag at the very
      end (``acne[tiab``, ``[MeSH Terms``: at most two words, no operator) is closed, any
      other ``[`` is dropped.
 
@@ -39,11 +45,13 @@ goes through three pure steps:
    * ``and``/``or``/``not`` in lower or mixed case are plain words in the grammar; when one
      of them stands where only an operator can (next to a parenthesis or a phrase), all of
      them become operators (``(a or b) and (c or d)``), else they stay words;
-   * NOT is binary. A leading ``NOT x AND rest`` becomes ``rest NOT x`` (same meaning);
+   * NOT is binary. A leading ``NOT x AND rest`` becomes ``rest NOT x`` (same meaning; the
+     edit records the dropped ``AND``);
      ``a AND (NOT b)`` and ``a OR (NOT b)`` become ``a NOT (b)``; any other NOT with
      nothing before it is dropped.
 
-3. **drive the grammar's LALR parser** token by token (lark's interactive parser): a token
+3. **drive the grammar's LALR table** token by token (on a persistent stack, so a trial or a
+   taken-back token copies nothing: linear time at any depth): a token
    the parser accepts is fed; otherwise, in this order: ``AND`` is inserted between two
    operands that cannot stand side by side (``"a" "b"``, ``(a) b``: only bare words may);
    ``AND NOT`` and ``OR NOT`` become ``NOT`` (the exclusion is kept); any other doubled,
@@ -70,14 +78,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional, Union
 
-from lark import Token
-from lark.exceptions import UnexpectedInput
+from lark.parsers.lalr_analysis import Shift
 
-from blockgen.answers import AnswerError, extract_query
+from blockgen.answers import AnswerError, Extraction, extract_query
 from blockgen.formatter import format_query
 from blockgen.grammar import OPERATORS, lark_parser, terminal_regex
 from blockgen.parser import QuerySyntaxError, parse
 from blockgen.query import Node
+from blockgen.text import lone_surrogates, normalise
 
 __all__ = ["Edit", "RepairError", "RepairResult", "repair", "shortest_completion", "try_repair"]
 
@@ -87,6 +95,7 @@ MAX_QUOTE_CANDIDATES = 8
 _BLANKS = " \t\r\n"  # what the grammar ignores
 _OPERAND_START = ("WORD", "PHRASE", "LPAR")
 _OPS = ("AND", "OR", "NOT")
+_CLOSERS = ("RPAR", "PHRASE", "TAG")  # after these the grammar takes no word: only what _follow says
 _OPEN_TAG = re.compile(r"\[[A-Za-z][A-Za-z \/:~0-9-]*")
 _OPEN_PHRASE = re.compile(r'"[^"\x00-\x1f\x7f]*')
 _CURLY_QUOTES = "\u201c\u201d\u201e\u201f\u00ab\u00bb"
@@ -160,10 +169,15 @@ def _terminals() -> list[tuple[str, "re.Pattern[str]"]]:
     return [(t.name, terminal_regex(t.name)) for t in lark_parser().terminals if not t.name.startswith("__")]
 
 
-def _longest_match(text: str, pos: int) -> Optional[tuple[str, str]]:
-    """The grammar lexer's token at ``pos``: (type, text), or None if no terminal matches."""
+def _longest_match(text: str, pos: int, allowed: Optional[frozenset] = None) -> Optional[tuple[str, str]]:
+    """The grammar lexer's token at ``pos``: (type, text), or None if no terminal matches.
+
+    ``allowed``: only these terminals (and the ignored blank), as the contextual lexer reads.
+    """
     best: Optional[tuple[str, str]] = None
     for name, rx in _terminals():
+        if allowed is not None and name not in allowed and name != "BLANK":
+            continue
         m = rx.match(text, pos)
         if m and m.end() > pos and (best is None or len(m.group()) > len(best[1])):
             best = (name, m.group())
@@ -172,11 +186,21 @@ def _longest_match(text: str, pos: int) -> Optional[tuple[str, str]]:
 
 def _normalise(text: str, edits: list[Edit]) -> str:
     """Same-length rewrites: typographic double quotes (also beside straight ones; inside a
-    phrase opened by a straight quote they are its text), odd blanks."""
+    phrase opened by a straight quote they are its text), odd blanks, lone surrogates (no
+    character: a blank), and outside phrases, within a word, Ovid's truncation ``$`` (``*``)
+    and a curly apostrophe (``'``) where the grammar's word goes on with them."""
     out = []
     opener = ""  # what opened the phrase we are in: "", '"' or "curly"
+    surrogates = set(lone_surrogates(text))
     for i, ch in enumerate(text):
-        if ch == '"':
+        if i in surrogates:
+            edits.append(Edit("dropped characters", i, f"{ch!r}: a lone surrogate is no character (cannot be encoded)", ch))
+            ch = " "
+        elif ch in _IN_WORD and not opener and out and _continues_word(out[-1], ch, text[i + 1 : i + 2]):
+            kind = "converted truncation" if ch == "$" else "normalised apostrophe"
+            edits.append(Edit(kind, i, f"{ch} -> {_IN_WORD[ch]}"))
+            ch = _IN_WORD[ch]
+        elif ch == '"':
             opener = "" if opener else '"'
         elif ch in _CURLY_QUOTES and opener != '"':
             edits.append(Edit("normalised quote", i, f"typographic quote {ch} read as \""))
@@ -187,6 +211,18 @@ def _normalise(text: str, edits: list[Edit]) -> str:
             ch = " "
         out.append(ch)
     return "".join(out)
+
+
+def _continues_word(before: str, ch: str, after: str) -> bool:
+    """Whether ``ch`` (``$`` or a curly apostrophe), read as the grammar's ``*`` or ``'``, goes
+    on with the word whose last character is ``before`` (an apostrophe also needs the letter
+    ``after`` it), by the grammar's WORD."""
+    return _word_piece("a" + before + _IN_WORD[ch] + (after if ch != "$" else ""))
+
+
+@lru_cache(maxsize=4096)
+def _word_piece(piece: str) -> bool:
+    return terminal_regex("WORD").fullmatch(piece) is not None
 
 
 def _phrase_content(raw: str) -> str:
@@ -267,7 +303,12 @@ def _lex(text: str, unpaired: Optional[int], edits: list[Edit]) -> list[_Lx]:
                 out.append(_Lx("PHRASE", f'"{content}"', i, nxt, closed=i == unpaired, misquoted=suspect))
             i = nxt
             continue
-        match = _longest_match(text, i)
+        # as the contextual lexer reads: after ")", a phrase or a tag, "ANDb" is "AND b"
+        match = None
+        if out and out[-1].type in _CLOSERS:
+            match = _longest_match(text, i, _follow(out[-1].type))
+        if match is None:
+            match = _longest_match(text, i)
         if match is not None:
             kind, lexeme = match
             flush_dropped()
@@ -275,16 +316,14 @@ def _lex(text: str, unpaired: Optional[int], edits: list[Edit]) -> list[_Lx]:
             out.append(_Lx(kind, lexeme, i, i + len(lexeme), lower_op=lower))
             i += len(lexeme)
             continue
-        if ch in _IN_WORD and out and out[-1].type == "WORD" and out[-1].end == i:
-            fixed = text[:i] + _IN_WORD[ch] + text[i + 1 :]
-            again = _longest_match(fixed, out[-1].pos)
-            if again is not None and again[0] == "WORD" and out[-1].pos + len(again[1]) > i:
-                kind = "converted truncation" if ch == "$" else "normalised apostrophe"
-                edits.append(Edit(kind, i, f"{ch} -> {_IN_WORD[ch]}"))
-                text = fixed
-                i = out.pop().pos  # lex the word again, with the character it can hold
-                continue
         if ch == "[":
+            tag = _blank_edged_tag(text, i)
+            if tag is not None:
+                flush_dropped()
+                edits.append(Edit("removed blanks in tag", i, f"{text[i:tag[1]]!r} -> {tag[0]!r}", ""))
+                out.append(_Lx("TAG", tag[0], i, tag[1]))
+                i = tag[1]
+                continue
             m = _OPEN_TAG.match(text, i)
             words = m.group()[1:].split() if m else []
             # A tag cut at the very end is closed when it still looks like a tag: at most two
@@ -312,6 +351,21 @@ def _lex(text: str, unpaired: Optional[int], edits: list[Edit]) -> list[_Lx]:
         i += 1
     flush_dropped()
     return out
+
+
+#: How far a tag with blanks inside (``[ Mesh ]``) is looked for.
+_TAG_WINDOW = 80
+
+
+def _blank_edged_tag(text: str, i: int) -> Optional[tuple[str, int]]:
+    """A tag with blanks after ``[`` or before ``]`` (``[ Mesh ]``): (the grammar's tag, end)."""
+    end = text.find("]", i, i + _TAG_WINDOW)
+    if end < 0:
+        return None
+    tag = "[" + text[i + 1 : end].strip(_BLANKS) + "]"
+    if terminal_regex("TAG").fullmatch(tag) is None:
+        return None
+    return tag, end + 1
 
 
 def _drop_cut_word(text: str, lexemes: list[_Lx], edits: list[Edit]) -> None:
@@ -386,14 +440,16 @@ def _nest(lexemes: list[_Lx]) -> list[_Item]:
 
 def _flatten(items: list[_Item]) -> list[_Lx]:
     out: list[_Lx] = []
-    for it in items:
+    stack: list[object] = list(reversed(items))
+    while stack:
+        it = stack.pop()
         if isinstance(it, _Group):
-            out.append(it.open)
-            out.extend(_flatten(it.items))
             if it.close is not None:
-                out.append(it.close)
+                stack.append(it.close)
+            stack.extend(reversed(it.items))
+            out.append(it.open)
         else:
-            out.append(it)
+            out.append(it)  # type: ignore[arg-type]
     return out
 
 
@@ -402,8 +458,25 @@ def _is_op(it: _Item, *types: str) -> bool:
 
 
 def _fix_unary_not(items: list[_Item], edits: list[Edit]) -> list[_Item]:
-    """Rewrite NOTs with nothing before them in one (sub)query, recursively (see the module docstring)."""
-    # a AND (NOT b)  ->  a NOT (b)
+    """Rewrite NOTs with nothing before them in every (sub)query (see the module docstring).
+
+    Groups are visited with an explicit stack (any depth), each group's NOTs in one pass.
+    """
+    top = _Group(_Lx("LPAR", "(", -1, -1), items)
+    stack: list[tuple[_Group, bool]] = [(top, False)]
+    while stack:
+        group, done = stack.pop()
+        if done:
+            group.items = _fix_leading_not(group.items, edits)
+            continue
+        _move_not_out_of_groups(group.items, edits)
+        stack.append((group, True))
+        stack.extend((it, False) for it in reversed(group.items) if isinstance(it, _Group))
+    return top.items
+
+
+def _move_not_out_of_groups(items: list[_Item], edits: list[Edit]) -> None:
+    """``a AND (NOT b)`` -> ``a NOT (b)`` in one (sub)query."""
     for k, it in enumerate(items):
         if (
             isinstance(it, _Group)
@@ -417,44 +490,97 @@ def _fix_unary_not(items: list[_Item], edits: list[Edit]) -> list[_Item]:
             edits.append(Edit("moved NOT out of a group", it.items[0].pos, f"x {op} (NOT y) -> x NOT (y)", op))
             items[k - 1] = _Lx("NOT", "NOT", items[k - 1].pos, items[k - 1].end)
             it.items = it.items[1:]
-    for it in items:
-        if isinstance(it, _Group):
-            it.items = _fix_unary_not(it.items, edits)
-    while items and _is_op(items[0], "NOT"):
-        not_lx = items[0]
-        j = next((m for m in range(1, len(items)) if _is_op(items[m], "AND", "NOT")), None)
-        if j is not None and _is_op(items[j], "AND") and j > 1 and j + 1 < len(items):
-            edits.append(Edit("moved leading NOT", not_lx.pos, "NOT x AND y -> y NOT x"))
-            items = items[j + 1 :] + [not_lx] + items[1:j]
-            break
+
+
+def _fix_leading_not(items: list[_Item], edits: list[Edit]) -> list[_Item]:
+    """A leading ``NOT x AND rest`` becomes ``rest NOT x``; any other leading NOT is dropped."""
+    i = 0
+    n = len(items)
+    while i < n and _is_op(items[i], "NOT"):
+        not_lx = items[i]
+        j = next((m for m in range(i + 1, n) if _is_op(items[m], "AND", "NOT")), None)
+        if j is not None and _is_op(items[j], "AND") and j > i + 1 and j + 1 < n:
+            and_lx = items[j]
+            assert isinstance(not_lx, _Lx) and isinstance(and_lx, _Lx)
+            edits.append(
+                Edit("moved leading NOT", not_lx.pos, f"NOT x {and_lx.text} y -> y NOT x (the {and_lx.text} is dropped)", and_lx.text)
+            )
+            return items[j + 1 :] + [not_lx] + items[i + 1 : j]
+        assert isinstance(not_lx, _Lx)
         edits.append(Edit("dropped leading NOT", not_lx.pos, "NOT is binary (x NOT y): nothing comes before it", "NOT"))
-        items = items[1:]
-    return items
+        i += 1
+    return items[i:] if i else items
 
 
 # ---------------------------------------------------------------- step 3: the parser decides
 
 
+@lru_cache(maxsize=1)
+def _table() -> tuple[dict, int, int, frozenset]:
+    """The grammar's LALR table: (states, start state, end state, terminal names)."""
+    conf = lark_parser().parse_interactive("").parser_state.parse_conf
+    terminals = frozenset(t.name for t in lark_parser().terminals) | {"$END"}
+    return conf.states, conf.start_state, conf.end_state, terminals
+
+
+@lru_cache(maxsize=None)
+def _follow(kind: str) -> frozenset:
+    """The terminals that can come right after a token of ``kind``, by the parse table (after
+    ``)`` only an operator or ``)``: the contextual lexer then reads ``ANDb`` as ``AND b``)."""
+    states, _, _, terminals = _table()
+    out: set = set()
+    for actions in states.values():
+        action, target = actions.get(kind, (None, None))
+        if action is Shift:
+            out.update(name for name in states[target] if name in terminals)
+    return frozenset(out)
+
+
 class _Feeder:
-    """Lark's interactive LALR parser with a history, so fed tokens can be taken back."""
+    """The grammar's LALR parser driven token by token, with a history so fed tokens can be
+    taken back.
+
+    The parser's state stack is a persistent linked list (``(state, rest)`` pairs): feeding
+    shares it, so a trial (:meth:`accepts`) or a taken-back token costs no copy, and repair
+    stays linear at any nesting depth. Only token types matter to an LALR table.
+    """
 
     def __init__(self) -> None:
-        self.ip = lark_parser().parse_interactive("")
-        self.history: list[tuple[str, str, int, object]] = []  # (type, text, pos, parser before)
+        states, start, self.end_state, self.terminals = _table()
+        self.states = states
+        self.stack: tuple = (start, None)
+        self.history: list[tuple[str, str, int, tuple]] = []  # (type, text, pos, stack before)
         self.depth = 0
 
+    def _step(self, stack: tuple, kind: str) -> Optional[tuple]:
+        """The stack after feeding ``kind``, or None if the parser does not take it there."""
+        states = self.states
+        while True:
+            action = states[stack[0]].get(kind)
+            if action is None:
+                return None
+            what, arg = action
+            if what is Shift:
+                return (arg, stack)
+            for _ in range(len(arg.expansion)):
+                stack = stack[1]
+            stack = (states[stack[0]][arg.origin.name][1], stack)
+            if kind == "$END" and stack[0] == self.end_state:
+                return stack
+
+    def expected(self) -> frozenset:
+        """The terminals the parser takes next (what the contextual lexer looks for)."""
+        return frozenset(name for name in self.states[self.stack[0]] if name in self.terminals)
+
     def accepts(self, kind: str, text: str = "") -> bool:
-        trial = self.ip.copy(deepcopy_values=False)
-        try:
-            trial.feed_token(Token(kind, text or kind))
-        except UnexpectedInput:
-            return False
-        return True
+        return self._step(self.stack, kind) is not None
 
     def feed(self, kind: str, text: str, pos: int) -> None:
-        before = self.ip.copy(deepcopy_values=False)
-        self.ip.feed_token(Token(kind, text))
-        self.history.append((kind, text, pos, before))
+        after = self._step(self.stack, kind)
+        if after is None:  # pragma: no cover - callers ask accepts() first
+            raise ValueError(f"the parser does not take {kind} here")
+        self.history.append((kind, text, pos, self.stack))
+        self.stack = after
         self.depth += {"LPAR": 1, "RPAR": -1}.get(kind, 0)
 
     def last(self) -> Optional[str]:
@@ -462,7 +588,7 @@ class _Feeder:
 
     def take_back(self) -> tuple[str, str, int]:
         kind, text, pos, before = self.history.pop()
-        self.ip = before  # type: ignore[assignment]
+        self.stack = before
         self.depth -= {"LPAR": 1, "RPAR": -1}.get(kind, 0)
         return kind, text, pos
 
@@ -520,25 +646,39 @@ def _feed(f: _Feeder, lx: _Lx, edits: list[Edit]) -> None:
 def _finish(f: _Feeder, end: int, edits: list[Edit]) -> None:
     """Make the fed tokens a whole query: no dangling operator or empty group, every group closed."""
     closed = 0
+    run, run_at = 0, -1  # a run of unclosed "(" taken back: one edit, spelled out when it ends
+
+    def end_run() -> None:
+        nonlocal run, run_at
+        if run > 1:
+            e = edits[run_at]
+            edits[run_at] = Edit(e.kind, e.position, "(" * run + " never closed", "(" * run)
+        run, run_at = 0, -1
+
     while not f.accepts("$END"):
         last = f.last()
         if last is None:
             break
         if last in _OPS or last in ("COLON", "CMP"):
+            end_run()
             _, text, pos = f.take_back()
             edits.append(Edit("dropped dangling operator" if last in _OPS else "dropped empty filter", pos, repr(text), text))
         elif last == "LPAR":
             _, _, pos = f.take_back()
-            prev = edits[-1] if edits else None
-            if prev is not None and prev.kind == "dropped empty group" and prev.detail.endswith("never closed"):
-                edits[-1] = Edit(prev.kind, pos, f"{prev.removed}( never closed", prev.removed + "(")  # one edit a run
+            if run and run_at == len(edits) - 1:
+                run += 1
+                edits[run_at] = Edit("dropped empty group", pos, "( never closed", "(")
             else:
+                end_run()
                 edits.append(Edit("dropped empty group", pos, "( never closed", "("))
+                run, run_at = 1, len(edits) - 1
         elif f.accepts("RPAR", ")"):
+            end_run()
             f.feed("RPAR", ")", end)
             closed += 1
         else:  # pragma: no cover - the grammar has no other way to be incomplete
             break
+    end_run()
     if closed:
         edits.append(Edit("closed parenthesis", end, f"{closed} ')' added"))
 
@@ -556,7 +696,17 @@ def _attempt(text: str, unpaired: Optional[int], cut_off: bool, base_edits: list
     for lx in lexemes:
         _feed(f, lx, edits)
     _finish(f, len(text), edits)
-    return len(edits) + 3 * suspects, f.texts(), edits
+    return len(edits) + 3 * suspects + 2 * _closed_early(text, unpaired), f.texts(), edits
+
+
+def _closed_early(text: str, unpaired: Optional[int]) -> bool:
+    """Whether the quote taken as the unclosed one is closed before the end of the text.
+
+    A query cut short leaves its last phrase open to the end; closing one in the middle adds
+    a quote the writer did not write, so it weighs like two more edits (``("0)" AND "``: the
+    last quote is the open one, not the first, which ``)`` would close at once).
+    """
+    return unpaired is not None and _open_phrase_end(text, unpaired) < len(text)
 
 
 def _misquoted(raw: str, content: str) -> bool:
@@ -587,19 +737,29 @@ def _unpaired_candidates(text: str) -> list[Optional[int]]:
 def repair(text: str, *, cut_off: bool = False) -> RepairResult:
     """Repair ``text`` into a valid query; see the module docstring for what it does.
 
-    The query is first pulled out of a model's answer (:func:`blockgen.answers.extract_query`:
+    A valid query comes back as it is, so repair is idempotent (one exception: a valid text
+    that reads as a prose answer, ``Query: heart`` with a blank after the colon, is the
+    answer's query ``heart``; ``Query:heart`` is the field filter). Otherwise the query is
+    first pulled out of a model's answer (:func:`blockgen.answers.extract_query`:
     code fences, ``Query:`` prose, ``{"query": ...}`` wrappers, Elasticsearch bool queries),
     recorded as an ``"extracted query"`` edit. ``cut_off=True`` says the text was cut (e.g.
     by a token budget): its last word, when it touches the end, is dropped as possibly
-    half-written. Raises :class:`RepairError` when no term is left or the answer's query
-    cannot be taken out, ``TypeError`` for a non-string.
+    half-written. The text is first put in Unicode normal form C (:func:`blockgen.text.normalise`;
+    edit positions refer to it). Linear time, any depth. Raises :class:`RepairError` when no
+    term is left or the answer's query cannot be taken out, ``TypeError`` for a non-string.
     """
     if not isinstance(text, str):
         raise TypeError(f"repair() needs a str, not {type(text).__name__}")
+    text = normalise(text)
+    same = _as_it_is(text, cut_off)
     try:
         answer = extract_query(text)
     except AnswerError as err:
+        if same is not None:
+            return same
         raise RepairError(str(err)) from None
+    if same is not None and not _prose_label(text, answer):
+        return same  # a valid query is kept as it is: "Query:o" is a field filter
     if not answer.extracted:
         return _repair_query(text, cut_off)
     result = _repair_query(answer.text, cut_off)
@@ -609,14 +769,9 @@ def repair(text: str, *, cut_off: bool = False) -> RepairResult:
 
 def _repair_query(text: str, cut_off: bool) -> RepairResult:
     """:func:`repair` of a query (the answer's wrapper already taken away)."""
-    try:
-        query = parse(text)
-    except QuerySyntaxError:
-        pass
-    else:
-        formatted = format_query(query)
-        if _parses_to(formatted, query) and not (cut_off and _ends_in_word(text)):
-            return RepairResult(query, formatted, ())
+    same = _as_it_is(text, cut_off)
+    if same is not None:
+        return same
     base: list[Edit] = []
     normal = _normalise(text, base)
     best: Optional[tuple[int, list[str], list[Edit]]] = None
@@ -638,13 +793,35 @@ def _repair_query(text: str, cut_off: bool) -> RepairResult:
     return RepairResult(query, format_query(query), tuple(edits))
 
 
+def _prose_label(text: str, answer: Extraction) -> bool:
+    """Whether a valid ``text`` reads as an answer's prose label with a blank after its colon
+    (``Query: heart``): the model's answer, not the field filter ``Query:heart``."""
+    if answer.source != "prose":
+        return False
+    start = text.find(answer.text)
+    return start > 0 and text[start - 1] in " \t"
+
+
+def _as_it_is(text: str, cut_off: bool) -> Optional[RepairResult]:
+    """``text`` unchanged (canonically formatted, no edits) if it is a valid query, else None."""
+    try:
+        query = parse(text)
+    except QuerySyntaxError:
+        return None
+    formatted = format_query(query)
+    if _parses_to(formatted, query) and not (cut_off and _ends_in_word(text)):
+        return RepairResult(query, formatted, ())
+    return None
+
+
 def _ends_in_word(text: str) -> bool:
     """Whether ``text`` ends with a bare word (no blank, quote, bracket or parenthesis after it)."""
-    m = re.search(r"\S+$", text)
-    if not m:
+    i = len(text)
+    while i > 0 and not text[i - 1].isspace():  # the last run of non-blanks (linear)
+        i -= 1
+    if i == len(text):
         return False
     match = None
-    i = m.start()
     while i < len(text):  # the grammar lexer's last token of the run
         match = _longest_match(text, i)
         if match is None:
@@ -686,6 +863,9 @@ def shortest_completion(prefix: str) -> Optional[str]:
     """
     if not isinstance(prefix, str):
         raise TypeError(f"shortest_completion() needs a str, not {type(prefix).__name__}")
+    prefix = normalise(prefix)
+    if lone_surrogates(prefix):
+        return None
     f = _Feeder()
     completion = ""
     n = len(prefix)
@@ -694,7 +874,10 @@ def shortest_completion(prefix: str) -> Optional[str]:
         if prefix[i] in _BLANKS:
             i += 1
             continue
-        match = _longest_match(prefix, i)
+        # the contextual lexer: only the terminals the parser takes here ("(a)ANDb" is "(a) AND b")
+        match = _longest_match(prefix, i, f.expected())
+        if match is not None and match[0] == "WORD" and _word_goes_on(prefix, i + len(match[1])):
+            match = None  # the lexer never ends a word before a letter that could extend it
         if match is not None:
             kind, lexeme = match
             if not f.accepts(kind, lexeme):
@@ -717,3 +900,9 @@ def shortest_completion(prefix: str) -> Optional[str]:
         f.feed("RPAR", ")", n)
         completion += ")"
     return completion
+
+
+def _word_goes_on(text: str, end: int) -> bool:
+    """Whether the character at ``end`` is a word by itself, so a word cannot end before it
+    (the rule of :class:`blockgen.grammar.LongestMatchContextualLexer`)."""
+    return end < len(text) and _word_piece(text[end])

@@ -199,3 +199,20 @@ def test_allowed_bits_never_refuse_a_token_the_bound_vouches_for():
     vouched = bits_to_bool(grammar, e.vocab_size)[0] & (e.classes.bound <= m.remaining - 1 - m.need_tokens)
     vouched[e.eos_token_id] = False
     assert vouched.any() and not (vouched & ~allowed).any()
+
+
+@pytest.mark.parametrize("text", ["(Київ OR Kyiv) AND Việt", '"气候变化" OR 气候变化 OR हिन्दी'])
+def test_the_grammar_mask_lets_words_of_every_script_through(text):
+    """llguidance compiles the grammar's \\p{..} classes: each token of a Unicode query is allowed in turn."""
+    e = engine("llama3")
+    ids = llama3_tokenizer().encode(text, add_special_tokens=False)
+    m = e.matcher(64)
+    for tok in ids:
+        assert m.grammar_mask()[tok], (text, e.tokens[tok])
+        m.advance(tok)
+    assert is_valid(text)
+
+
+def test_token_classes_count_letters_of_every_script_as_word_content():
+    tokens = ["Київ".encode(), "气候".encode(), "हिन्दी".encode(), b"_x"]
+    assert token_classes(tokens, use_disk=False, k=1).content.tolist() == [True, True, True, False]

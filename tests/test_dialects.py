@@ -109,3 +109,19 @@ def test_blockgen_format_keeps_lower_case_operator_words_as_words():
         query = blockgen.parse(text)
         assert blockgen.format(query) == blockgen.format_query(query)
         assert blockgen.parse(blockgen.format(query)) == query
+
+
+def test_flatten_merges_nested_ors_and_ands_top_down():
+    """blockgen.dialects._walk.flatten: what make_or/make_and would have built, linear for long chains."""
+    from blockgen.dialects._walk import flatten
+    from blockgen.query import And, Not, Or, Term
+
+    chain = Term("x0")
+    for i in range(1, 20_000):
+        chain = Or((chain, Term(f"x{i}")))  # 20,000 levels, built without flattening
+    flat = flatten(chain)
+    assert isinstance(flat, Or) and len(flat.items) == 20_000 and flat.items[5] == Term("x5")
+    mixed = And((And((Term("a"), Or((Or((Term("b"), Term("c"))), Term("d"))))), Not(Term("e"), Term("f"))))
+    assert flatten(mixed) == And((Term("a"), Or((Term("b"), Term("c"), Term("d"))), Not(Term("e"), Term("f"))))
+    already = And((Term("a"), Term("b")))
+    assert flatten(already) is already

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pytest
 from hypothesis import given
 
@@ -40,3 +42,15 @@ def test_format_round_trips_every_drawn_query_in_every_style(text):
     query = parse(text)
     for style in STYLES:
         assert parse(format(query, style=style)) == query, style
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_format_round_trips_trees_of_any_depth(style):
+    """10,000 nested AND/OR/NOT groups format without recursion (and in linear time)."""
+    query = _deep_tree()
+    assert parse(format(query, style)) == query
+
+
+@lru_cache(maxsize=1)
+def _deep_tree():
+    return parse("(" * 10_000 + "a OR b" + ") NOT c AND d" * 10_000)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+from functools import lru_cache
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra.lark import from_lark
+from lark import Lark
 
+from blockgen import charset
 from blockgen.grammar import grammar_path, grammar_text, lark_parser, terminal_regex
 from blockgen.parser import is_valid
 
@@ -33,6 +37,15 @@ EXAMPLES = {
     '"Acne Vulgaris"[Mesh] OR acne[tiab]': True,
     "child* OR behavio?r": True,
     "Alzheimer's OR COVID-19 OR HIV/AIDS OR 3.5 OR é": True,
+    # letters of every script are letters (Unicode categories L, M, N)
+    "Київ OR Kyiv": True,
+    "Việt Nam OR Vietnam": True,
+    "气候变化 AND 社交媒体": True,
+    "हिन्दी OR ελληνικά OR العربية": True,
+    "cafe\u0301": True,  # a combining accent continues a word
+    "\u0301a": False,  # but starts none
+    "ANDї OR NOTї OR ORї": True,
+    "x_y": False,  # the underscore is no letter
     "a and b": True,  # lower-case "and" is a word, as in PubMed
     "xAND": True,
     # llguidance lexes contextually: after ")" or a phrase only an operator can follow
@@ -106,7 +119,7 @@ def test_llguidance_accepts_exactly_the_documented_examples(llg_accepts, text, v
 
 # Characters that make up queries, weighted towards the tricky ones.
 _QUERY_ALPHABET = st.sampled_from(
-    list('ANDORTandort xy()"[]:>=<*?-\'./é\u00a0') + ["AND", "OR", "NOT", " AND ", " OR ", ")AND", '"OR', "(x)", '"y"']
+    list('ANDORTandort xy()"[]:>=<*?-\'./é\u00a0ї气\u0301') + ["AND", "OR", "NOT", " AND ", " OR ", ")AND", '"OR', "(x)", '"y"']
 )
 
 
@@ -115,14 +128,47 @@ def test_lark_and_llguidance_accept_the_same_strings(llg_accepts, text):
     assert is_valid(text) == llg_accepts(text)
 
 
-_LETTERS = st.sampled_from(list("abcxyzABNORTDé09Ωж"))
-_CHUNK = st.one_of(_LETTERS, _LETTERS, st.sampled_from(["*", "?"]), st.tuples(st.sampled_from(list("-'./&")), _LETTERS).map("".join))
+_LETTERS = st.sampled_from(list("abcxyzABNORTDé09Ωжї气ह\U0001d7cf"))
+_MARKS = st.sampled_from(["\u0301", "\u093f", "\u094d"])  # combining acute, Devanagari vowel sign i, virama
+_CHUNK = st.one_of(_LETTERS, _LETTERS, _MARKS, st.sampled_from(["*", "?"]), st.tuples(st.sampled_from(list("-'./&")), _LETTERS).map("".join))
 
 
 def word_strategy():
     """Words of the grammar: built from letters, wildcards and inner punctuation, checked by WORD's regex."""
     word_rx = terminal_regex("WORD")
     return st.tuples(_LETTERS, st.lists(_CHUNK, max_size=6).map("".join)).map("".join).filter(word_rx.fullmatch)
+
+
+_UNICODE_CLASS = re.compile(r"\[\^?(?:[^\]\\]|\\.)*?\\[pP]\{\w+\}(?:[^\]\\]|\\.)*\]|\\[pP]\{\w+\}")
+
+
+def _escaped(cp: int) -> str:
+    return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+
+
+#: The characters the hypothesis view of the grammar draws from: ASCII, Latin-1 and Latin
+#: Extended-A, combining accents, Greek, Cyrillic, Devanagari, some CJK ideographs, and a few
+#: letters and digits beyond the BMP.
+HYPOTHESIS_ALPHABET = charset.normalize(
+    [(0x20, 0x7E), (0xA0, 0x17F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x45F), (0x900, 0x97F), (0x4E00, 0x4E3F), (0x1D7CE, 0x1D7D7), (0x20000, 0x2000F)]
+)
+
+
+def _as_ranges(match: "re.Match[str]") -> str:
+    ranges = charset.intersect(charset.atom_set(match.group(), "regex"), HYPOTHESIS_ALPHABET)
+    return "[" + "".join(_escaped(lo) if lo == hi else f"{_escaped(lo)}-{_escaped(hi)}" for lo, hi in ranges) + "]"
+
+
+@lru_cache(maxsize=1)
+def hypothesis_parser() -> Lark:
+    """The grammar file for hypothesis: each Unicode category class (``\\p{L}``) written out as
+    the code-point ranges the ``regex`` module gives it, within :data:`HYPOTHESIS_ALPHABET`.
+
+    hypothesis' ``from_regex`` reads regexes with Python's ``re``, which knows no ``\\p{..}``
+    (and is slow on classes of hundreds of ranges). The language is the grammar's, restricted
+    to words over that alphabet (the ranges are asked of the engine the parser uses).
+    """
+    return Lark(_UNICODE_CLASS.sub(_as_ranges, grammar_text()), parser="lalr", lexer="basic", maybe_placeholders=False)
 
 
 def query_strategy():
@@ -134,7 +180,7 @@ def query_strategy():
     """
     word = word_strategy()
     return from_lark(
-        lark_parser(),
+        hypothesis_parser(),
         explicit={
             "AND": st.just(" AND "),
             "OR": st.just(" OR "),
@@ -144,6 +190,7 @@ def query_strategy():
     )
 
 
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])  # from_lark's own draws
 @given(query_strategy())
 def test_every_string_drawn_from_the_grammar_is_accepted_by_llguidance(llg_accepts, text):
     assert llg_accepts(text)

@@ -379,3 +379,18 @@ def test_notes_are_structured_with_kind_line_and_detail():
     (note,) = result.dropped
     assert (note.kind, note.line) == ("limit line dropped", 2) and "humans" in note.detail
     assert str(note) == "line 2: limit dropped: limit 1 to humans"
+
+
+def test_a_long_chain_of_references_builds_the_same_flat_query():
+    """Referenced lines are kept whole while lines are built and flattened once at the end:
+    a chain of 5,000 lines gives one flat OR (linear time; each line copied its items before)."""
+    strategy = "a\n" + "\n".join(f"{i} or x{i}" for i in range(1, 5001))
+    result = convert_ovid(strategy)
+    assert isinstance(result.query, Or) and len(result.query.items) == 5001
+    assert parse(str(result.query)) == result.query
+
+
+def test_words_of_every_script_keep_their_letters():
+    """The reader's letters are the grammar's (shared by import): Київ keeps its ї."""
+    result = convert_ovid("Київ.ti,ab. or 气候变化.ti.")
+    assert str(result.query) == "Київ[tiab] OR 气候变化[ti]" and result.clean

@@ -102,3 +102,59 @@ def test_a_phrase_needs_a_character_that_is_not_a_unicode_blank():
     query = parse('"a\u00a0b" OR "c\u2003 d"')
     assert [t.text for t in query.items] == ["a b", "c d"]
     assert parse(str(query)) == query
+
+
+# ---------------------------------------------------------------- issue 10: any depth, every script, clean text
+
+DEPTH = 10_000
+
+
+def _deep_inputs() -> dict[str, str]:
+    return {
+        "parentheses": "(" * DEPTH + "a" + ")" * DEPTH,
+        "not chain": "a" + " NOT b" * DEPTH,
+        "and-not chain": "a" + " AND b NOT c" * DEPTH,
+        "nested groups": "(" * DEPTH + "a OR b" + ") AND c" * DEPTH,
+    }
+
+
+@pytest.mark.parametrize("name", list(_deep_inputs()))
+def test_parse_reads_any_depth(name):
+    """10,000 levels of parentheses or a 10,000-long NOT/AND chain: no RecursionError, and the
+    canonical text parses back to the same tree."""
+    text = _deep_inputs()[name]
+    assert is_valid(text)
+    query = parse(text)
+    assert parse(str(query)) == query
+
+
+def test_a_thousand_nots_format_as_text():
+    assert str(parse("a" + " NOT b" * 1000)) == "a" + " NOT b" * 1000
+
+
+@pytest.mark.parametrize("text", ["Київ", "Việt Nam", "气候变化", "हिन्दी", "العربية", "ελληνικά", "Ørsted"])
+def test_letters_of_every_script_are_words(text):
+    assert is_valid(text)
+    assert parse(f"{text} OR x") == Or((Term(text), Term("x")))
+
+
+def test_parse_reads_text_in_nfc():
+    """``e`` + a combining acute and ``é`` are the same word (one place normalises: blockgen.text)."""
+    assert parse("cafe\u0301") == parse("caf\u00e9") == Term("caf\u00e9")
+
+
+@pytest.mark.parametrize("text", ['"\ud800"', "a\udcff", "x OR \udc80y"])
+def test_a_lone_surrogate_is_rejected_with_a_clear_error(text):
+    """A lone surrogate cannot be encoded: never valid, and the error says why (and can be printed)."""
+    assert not is_valid(text)
+    with pytest.raises(QuerySyntaxError, match="lone surrogate") as info:
+        parse(text)
+    str(info.value).encode("utf-8")  # the message itself is encodable
+
+
+def test_an_error_in_a_long_line_shows_a_short_excerpt():
+    text = "a AND " * 5000 + ")"
+    with pytest.raises(QuerySyntaxError) as info:
+        parse(text)
+    assert info.value.position == len(text) - 1
+    assert len(info.value.caret().split("\n")[0]) <= 80

@@ -6,7 +6,7 @@ from typing import Callable, Optional, TypeVar
 
 from blockgen.query import And, Node, Not, Or
 
-__all__ = ["children", "fold_nodes", "is_inner", "map_leaves"]
+__all__ = ["children", "flatten", "fold_nodes", "is_inner", "map_leaves"]
 
 T = TypeVar("T")
 
@@ -43,6 +43,47 @@ def fold_nodes(query: Node, leaf: Callable[[Node], T], inner: Callable[[Node, li
         mine = values[len(values) - len(kids) :]
         del values[len(values) - len(kids) :]
         values.append(inner(node, mine))
+    return values[0]
+
+
+def flatten(query: Node) -> Node:
+    """``query`` with every OR inside an OR and every AND inside an AND merged into it (what
+    ``make_or``/``make_and`` do at each step), top-down: linear in the size of the tree even
+    for a 100,000-long chain ``((a OR b) OR c) OR ...`` (bottom-up merging would copy each
+    level's items again)."""
+
+    def run(node: Node) -> tuple[Node, ...]:
+        kind = type(node)
+        out: list[Node] = []
+        stack = [node]
+        while stack:
+            item = stack.pop()
+            if type(item) is kind and kind in (Or, And):
+                stack.extend(reversed(item.items))  # type: ignore[attr-defined]
+            else:
+                out.append(item)
+        return tuple(out)
+
+    values: list[Node] = []
+    stack: list[tuple[Node, bool, tuple[Node, ...]]] = [(query, False, ())]
+    while stack:
+        node, done, kids = stack.pop()
+        if not done:
+            kids = run(node) if isinstance(node, (Or, And)) else children(node)
+            if not kids:
+                values.append(node)
+                continue
+            stack.append((node, True, kids))
+            stack.extend((kid, False, ()) for kid in reversed(kids))
+            continue
+        mine = values[len(values) - len(kids) :]
+        del values[len(values) - len(kids) :]
+        if isinstance(node, Not):
+            same = mine[0] is node.positive and mine[1] is node.negative
+            values.append(node if same else Not(mine[0], mine[1]))
+        else:
+            same = len(mine) == len(node.items) and all(a is b for a, b in zip(mine, node.items))  # type: ignore[attr-defined]
+            values.append(node if same else type(node)(tuple(mine)))
     return values[0]
 
 

@@ -68,14 +68,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+
+import regex
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from blockgen.dialects._walk import fold_nodes, map_leaves
+from blockgen.dialects._walk import flatten, fold_nodes, map_leaves
 from blockgen.dialects.base import Dialect, DialectError, Note, Reading, Writing
 from blockgen.dialects.tags import CANONICAL, OVID_SUFFIX, Tag, canonical, parse_tag, tag_text
-from blockgen.grammar import terminal_regex
+from blockgen.grammar import letter_class, terminal_regex
 from blockgen.parser import is_valid
 from blockgen.query import And, Comparison, Field, Node, Not, Or, Phrase, Term, make_and, make_or
 
@@ -152,7 +154,9 @@ _MESH_RE = re.compile(
 _PROXIMITY = re.compile(r"^(?:(?P<adj>adj)(?P<n>\d*)|(?P<other>near/?|w/|n|next/?)(?P<m>\d*))$", re.IGNORECASE)
 _OPERATORS = {"and", "or", "not"}
 _QUOTE_CHARS = "\"\u201c\u201d"
-_LETTERS = "0-9A-Za-zÀ-ÖØ-öø-ɏΑ-Ωα-ωА-яЁё"
+_LETTERS = letter_class()[1:-1]  # the grammar's letters (\p{L}\p{M}\p{N}), shared by import
+_LEADING_NON_LETTERS = regex.compile(rf"^[^{_LETTERS}]+")
+_TRAILING_NON_LETTERS = regex.compile(rf"[^{_LETTERS}*?]+$")
 
 _TOKEN_RE = re.compile(
     r"""(?P<ws>\s+)
@@ -240,8 +244,8 @@ def _clean_word(word: str, sink: _Sink) -> str:
         sink.add("wildcard approximated", f"{word!r}: {_WILDCARD_NOTE}")
     w = re.sub(r"\*+", "*", w)
     wild = w
-    w = re.sub(rf"^[^{_LETTERS}]+", "", w)
-    w = re.sub(rf"[^{_LETTERS}*?]+$", "", w)
+    w = _LEADING_NON_LETTERS.sub("", w)
+    w = _TRAILING_NON_LETTERS.sub("", w)
     if w != wild:
         what = f"read as {w!r}: characters a word cannot hold dropped" if w else "holds no letter: dropped"
         sink.add("characters dropped", f"{word!r} {what}")
@@ -456,12 +460,35 @@ class _LineParser:
     proximity first, then and/or/not left to right; any depth."""
 
     def __init__(self, line: str, toks: list[_Tok], resolve, sink: _Sink, current: int = 10**9, pubmed_words: bool = False):
-        self.line, self.toks, self.resolve, self.sink, self.current = line, toks, resolve, sink, current
+        self.line, self.toks, self.sink, self.current = line, toks, sink, current
         self.pubmed_words = pubmed_words
+        self._resolve_line = resolve
+        self.refs: set[int] = set()  # the nodes of referenced lines (kept whole when combined)
         self.i = 0
 
     def peek(self) -> Optional[_Tok]:
         return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def resolve(self, k: int) -> Optional[Node]:
+        node = self._resolve_line(k)
+        if node is not None:
+            self.refs.add(id(node))
+        return node
+
+    def _join(self, op: str, items: list) -> Node:
+        """``make_or``/``make_and`` of ``items``, but a referenced line's node is kept whole
+        (not copied item by item), so a chain ``n or x`` of 100,000 lines stays linear; the
+        strategy's query is flattened once at the end (:func:`blockgen.dialects._walk.flatten`)."""
+        kind = Or if op == "or" else And
+        if not any(id(item) in self.refs and isinstance(item, kind) for item in items):
+            return make_or(items) if op == "or" else make_and(items)
+        flat: list[Node] = []
+        for item in items:
+            if isinstance(item, kind) and id(item) not in self.refs:
+                flat.extend(item.items)
+            else:
+                flat.append(item)
+        return flat[0] if len(flat) == 1 else kind(tuple(flat))
 
     def _deliver(self, frame: _Frame, node: Optional[Node], tok: _Tok) -> None:
         if not frame.items:
@@ -554,22 +581,18 @@ class _LineParser:
                 result = self._combine(result, name, node)
         return self._flush(result, run_op, run)
 
-    @staticmethod
-    def _flush(left: Optional[Node], op: Optional[str], run: list) -> Optional[Node]:
+    def _flush(self, left: Optional[Node], op: Optional[str], run: list) -> Optional[Node]:
         if not run or left is None:
             return left
-        return make_or([left, *run]) if op == "or" else make_and([left, *run])
+        return self._join(op or "or", [left, *run])
 
-    @staticmethod
-    def _combine(left: Optional[Node], op: str, right: Optional[Node]) -> Optional[Node]:
+    def _combine(self, left: Optional[Node], op: str, right: Optional[Node]) -> Optional[Node]:
         if left is None:
             return None if op == "not" else right
         if right is None:
             return left
-        if op == "or":
-            return make_or([left, right])
-        if op == "and":
-            return make_and([left, right])
+        if op in ("or", "and"):
+            return self._join(op, [left, right])
         return Not(left, right)
 
     def _after_group(self, node: Optional[Node]) -> Optional[Node]:
@@ -633,7 +656,7 @@ class _LineParser:
         nodes = [n for n in (self.resolve(k) for k in nums if k < self.current) if n is not None]
         if not nodes:
             return None
-        return make_or(nodes) if op.strip().lower() == "or" else make_and(nodes)
+        return self._join("or" if op.strip().lower() == "or" else "and", nodes)
 
     def _words(self) -> Optional[Node]:
         """One operand made of side-by-side words/phrases, an optional tag and suffix."""
@@ -882,6 +905,8 @@ def _read_strategy(strategy: str) -> tuple[Node, tuple[Note, ...], int]:
                 notes.append(Note("lines ignored", last + 1, f"lines {last + 1}-{len(lines)} ignored (no line reference after line {last})"))
             root = _resolve(lines, last, notes, pubmed_words)
             where = f"line {last}"
+    if root is not None:
+        root = flatten(root)  # referenced lines were kept whole while the lines were built
     if root is None:
         why = f" ({'; '.join(str(n) for n in notes[:3])})" if notes else ""
         raise OvidError(f"{where} gives no usable query: {lines[last - 1]!r}{why}")
@@ -1041,7 +1066,7 @@ class Ovid(Dialect):
 
 # ------------------------------------------------------------------------------ writing
 
-_PLAIN_WORD = re.compile(rf"[{_LETTERS}][{_LETTERS}*?'\-]*")
+_PLAIN_WORD = regex.compile(rf"[{_LETTERS}][{_LETTERS}*?'\-]*")
 _RESERVED = re.compile(r"^(?:and|or|not|exp|limit|adj\d*|near/?\d*|next/?\d*|w/\d+|n\d+|\d+)$", re.IGNORECASE)
 
 
