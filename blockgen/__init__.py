@@ -73,6 +73,7 @@ __all__ = [
     "drop_repeated_terms", "repeated_terms", "term_key",
     "export", "ExportError", "generate_on_ray",
     "Reranker", "generate_reranked",
+    "Lexicon", "english_lexicon",
 ]
 
 # The generation API needs torch and transformers; it is imported on first use, so that
@@ -81,6 +82,7 @@ _GENERATION = {"QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoad
 
 
 _RERANK = {"Reranker", "generate_reranked"}
+_LEXICON = {"Lexicon", "english_lexicon"}
 
 
 def __getattr__(name: str):
@@ -96,4 +98,8 @@ def __getattr__(name: str):
         from blockgen import rerank
 
         return getattr(rerank, name)
+    if name in _LEXICON:
+        from blockgen import lexicon
+
+        return getattr(lexicon, name)
     raise AttributeError(f"module 'blockgen' has no attribute {name!r}")

@@ -44,6 +44,7 @@ from training.loop import TrainingError
 SIZE_LIMIT = 20 * 1024 * 1024
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 GENERATION_CONFIG = "generation_config.json"
+LEXICON_WORDS = "lexicon.txt"
 
 
 @dataclass
@@ -51,7 +52,11 @@ class Recipe:
     """Every setting of the default model (the shipped recipe; :data:`QUICK` for smoke tests)."""
 
     #: Copies of each training pair per epoch, by ``source`` (0 leaves a source out).
-    weights: dict = field(default_factory=lambda: {"clef": 3, "sim4ia": 1, "concepts": 1, "clef_full": 0, "thesaurus": 0})
+    weights: dict = field(default_factory=lambda: {"hybrid": 3, "steps": 1, "concepts": 1, "clef": 1, "sim4ia": 0,
+                                                   "clef_full": 0, "thesaurus": 0})
+    #: More training files in the data directory, read after ``train.jsonl`` with the same weights
+    #: (``hybrid.jsonl``: :mod:`training.hybrid`); a missing file is skipped.
+    extra_files: tuple = ("hybrid.jsonl",)
     #: Copy-augmented variants per pair (before weighting).
     augment_copies: int = 1
     rank: int = 64
@@ -127,6 +132,22 @@ def read_heldout(path: Path) -> list[str]:
     return out
 
 
+def lexicon_words(pairs: Sequence[Pair]) -> list[str]:
+    """Whole words of the completions (not truncated stems) that the English word list lacks, sorted."""
+    import re
+
+    from blockgen.lexicon import english_lexicon, fold
+
+    english = english_lexicon()
+    found: set[str] = set()
+    for p in pairs:
+        for match in re.finditer(r"(?<![*?\w])[^\W\d_]+(?![*?\w])", p.completion):
+            word = fold(match.group(0))
+            if not english.is_word(word):
+                found.add(word)
+    return sorted(found)
+
+
 def _write_pairs(pairs: Sequence[Pair], path: Path) -> Path:
     with path.open("w", encoding="utf-8") as fh:
         for p in pairs:
@@ -198,6 +219,12 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
     base = Path(base) if base else base_dir()
     train_path, valid_path = data / "train.jsonl", data / "valid.jsonl"
     train_pairs, train_counts = read_weighted(train_path, recipe.weights, recipe.max_train_pairs)
+    for name in recipe.extra_files:
+        if (data / name).is_file() and not recipe.max_train_pairs:
+            more, more_counts = read_weighted(data / name, recipe.weights)
+            train_pairs += more
+            for key, value in more_counts.items():
+                train_counts[key] = train_counts.get(key, 0) + value
     valid_pairs, valid_counts = (read_weighted(valid_path, {k: min(v, 1) for k, v in recipe.weights.items()},
                                                recipe.max_valid_pairs) if valid_path.exists() else ([], {}))
     distinct = list(dict.fromkeys(train_pairs))
@@ -223,6 +250,13 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
 
     print(f"[3/3] shipping to {out}", flush=True)
     sizes = ship(work / "adapter", out, recipe)
+    try:
+        extra = lexicon_words(distinct)
+        (out / LEXICON_WORDS).write_text("".join(w + "\n" for w in extra), encoding="utf-8")
+        sizes["lexicon"] = (out / LEXICON_WORDS).stat().st_size
+        sizes["total"] += sizes["lexicon"]
+    except ValueError as err:  # no English word list: the model ships without its lexicon words
+        print(f"warning: {err}", file=sys.stderr)
     if sizes["total"] > SIZE_LIMIT:
         raise TrainingError(f"the adapter is {_mb(sizes['total'])}, over the {_mb(SIZE_LIMIT)} limit")
     t = time.perf_counter()
