@@ -108,9 +108,17 @@ class ModelRunner:
         # transformers 5 renamed past_key_values to cache; support both spellings.
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.keep_kw = "logits_to_keep" in params
+        from blockgen.minilm import is_prefix_lm
+
+        #: the prompt attends both ways in the prefill (a prefix LM: :func:`blockgen.minilm.prefix_lm_mask`)
+        self.prefix_lm = is_prefix_lm(model)
 
     def __call__(self, input_ids, attention_mask, position_ids, past):
         kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+        if self.prefix_lm and past is None:
+            from blockgen.minilm import prefix_lm_mask
+
+            kwargs["attention_mask"] = prefix_lm_mask(attention_mask)
         kwargs[self.cache_kw] = past
         if self.keep_kw:
             kwargs["logits_to_keep"] = 1

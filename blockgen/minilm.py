@@ -154,6 +154,36 @@ def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, se
     return model.eval()
 
 
+#: ``config`` attribute (and ``generation_config.json`` key) of a decoder whose prompt attends both ways.
+PREFIX_LM = "blockgen_prefix_lm"
+
+
+def prefix_lm_mask(attention_mask: Any, prompt_lengths: Any = None, dtype: Any = None) -> Any:
+    """A 4-D additive attention mask ``(batch, 1, L, L)`` for a prefix LM: position ``i`` sees key ``j``
+    when ``j`` is not padding and ``j <= i`` or ``j`` is in the prompt (``j < prompt_lengths[b]``;
+    ``None``: every position is prompt, as in the prefill of generation). The prompt then attends
+    both ways, as the sentence encoder was trained, and the answer causally."""
+    import torch
+
+    dtype = dtype or torch.float32
+    batch, length = attention_mask.shape
+    keys = attention_mask.bool()[:, None, :]  # (B, 1, L)
+    if prompt_lengths is None:
+        allowed = keys.expand(batch, length, length)
+    else:
+        pos = torch.arange(length, device=attention_mask.device)
+        causal = pos[None, :] <= pos[:, None]  # (L, L): j <= i
+        prompt = pos[None, None, :] < prompt_lengths.to(attention_mask.device)[:, None, None]  # (B, 1, L)
+        allowed = keys & (causal[None] | prompt)
+    mask = torch.zeros((batch, 1, length, length), dtype=dtype, device=attention_mask.device)
+    return mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+
+
+def is_prefix_lm(model: Any) -> bool:
+    """Whether ``model`` was trained as a prefix LM (:func:`prefix_lm_mask`; set by :func:`load_default`)."""
+    return bool(getattr(getattr(model, "config", None), PREFIX_LM, False))
+
+
 def load_decoder(path: Union[str, Path, None] = None, seed: int = 0) -> tuple[Any, Any]:
     """``(tokenizer, decoder)`` built from the BERT encoder in ``path`` (default: the installed MiniLM)."""
     tokenizer = load_tokenizer(path)
@@ -179,6 +209,8 @@ def set_sampling_defaults(model: Any, path: Union[str, Path]) -> None:
     for key in ("do_sample", "temperature", "top_p"):
         if key in settings:
             setattr(model.generation_config, key, settings[key])
+    if settings.get("prefix_lm"):
+        setattr(model.config, PREFIX_LM, True)
 
 
 def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None] = None,

