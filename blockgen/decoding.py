@@ -254,12 +254,14 @@ def decode(
                     tok = int(picks[r])
                     m = matchers[r]
                     if m is None:
-                        if lex[r] is not None and not lex[r].allows(tok, eos=tok in eos_ids):
+                        row = logits[r]
+                        if lex[r] is not None and (not lex[r].allows(tok, eos=tok in eos_ids)
+                                                   or tok in special_ids and tok not in eos_ids):
                             # rejection sampling: the first draw was refused, draw from the allowed tokens
                             row = logits[r].clone()
-                            if _apply_lexicon(row, lex[r], eos_ids):
+                            if _apply_lexicon(row, lex[r], eos_ids) and not lex[r].allows(tok, eos=tok in eos_ids):
                                 tok = int(sample(row, sampling, generator))
-                        chosen[r] = _redraw_free(tok, logits[r], sampling, generator, special_ids, eos_ids) if tok in special_ids and tok not in eos_ids else tok
+                        chosen[r] = _redraw_free(tok, row, sampling, generator, special_ids, eos_ids) if tok in special_ids and tok not in eos_ids else tok
                     elif not lazy:
                         chosen[r], steered = _choose(m, tok, logits[r], sampling, generator, lex[r],
                                                      None if plain is None else plain[r])

@@ -10,9 +10,9 @@ A model that spells words from pieces (WordPiece ``mis ##in ##post``, BPE) can w
 
 A *word* is a run of letters, compared case-insensitively and without accents (as the quality
 benchmark counts words: ``benchmarks/quality.py``): digits, blanks and punctuation end it. Before
-a truncation wildcard (``*``, ``?``) a word need only be the start of a known word
-(``tomograph*``); letters inside a field tag (``[tiab]``) are not checked. The prompt's own words
-are always known (:meth:`Lexicon.with_words`, done per prompt by ``generate``).
+the truncation wildcard ``*`` a word need only be the start of a known word (``tomograph*``; a
+``?`` ends a word as a blank does); letters inside a field tag (``[tiab]``) are not checked. The
+prompt's own words are always known (:meth:`Lexicon.with_words`, done per prompt by ``generate``).
 
 The check works on the bytes of the tokens (:mod:`blockgen.tokens`), so it fits any tokenizer;
 :class:`TokenLexicon` precomputes what each token does to a word once per vocabulary, and
@@ -43,8 +43,9 @@ __all__ = ["Lexicon", "TokenLexicon", "LexiconRow", "fold", "words", "english_le
 
 #: Debian ``wamerican-large``: the English word list of the default lexicon.
 WORD_LIST = Path("/usr/share/dict/american-english-large")
-#: Characters before which a word need only be the start of a known word (truncation).
-WILDCARDS = frozenset("*?")
+#: Characters before which a word need only be the start of a known word (truncation). Not ``?``:
+#: ``behavio?r`` stands for one letter, so its stem alone says little.
+WILDCARDS = frozenset("*")
 #: Masks kept per :class:`LexiconRow` family (one per word so far).
 MASK_CACHE = 4096
 
@@ -193,13 +194,19 @@ class _Word:
         # wild: that boundary is a wildcard; inner: whole words between boundaries; tail: the
         # letters after the last boundary (a new word); slow: brackets, checked char by char.
         self.slow = "[" in text or "]" in text
+        self.inner: tuple[str, ...] = ()
+        if text.isalpha():  # the common cases first: a word piece ...
+            self.lead, self.closes, self.wild, self.tail = fold(text), False, False, ""
+            return
+        if text[:1] == " " and text[1:].isalpha():  # ... and a word after a blank
+            self.lead, self.closes, self.wild, self.tail = "", True, False, fold(text[1:])
+            return
         i = 0
         while i < len(text) and _is_letter(text[i]):
             i += 1
         self.lead = fold(text[:i])
         self.closes = i < len(text)
         self.wild = self.closes and text[i] in WILDCARDS
-        self.inner: tuple[str, ...] = ()
         self.tail = ""
         if self.closes:
             parts = words(text[i:])
