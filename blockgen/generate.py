@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 DEFAULT_TEMPLATE = "{keywords}. Output:"
+#: Each round after the first (too few distinct queries) samples this much hotter, relatively.
+ROUND_HEAT = 0.25
 #: Where the embedded default model lives inside the package.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
@@ -250,8 +252,10 @@ class QueryGenerator:
 
         Returns one list per prompt, deduplicated on the query text and ranked valid first,
         then by the model's log-probability (highest first). When sampling gives fewer than
-        ``n`` distinct queries, up to ``max_rounds`` rounds are drawn; a list may then be
-        shorter than ``n`` (with ``temperature=0`` there is one distinct candidate).
+        ``n`` distinct queries, up to ``max_rounds`` rounds are drawn, each later round a little
+        hotter (temperature x (1 + :data:`ROUND_HEAT` x round), at most 1.5 or the given
+        temperature if higher); a list may then be shorter than ``n`` (with ``temperature=0``
+        there is one distinct candidate).
 
         ``temperature``, ``top_p`` and ``seed`` (or one ``sampling=Sampling(...)``): left as
         ``None`` they take the model's own defaults (:meth:`sampling_defaults`).
@@ -314,6 +318,9 @@ class QueryGenerator:
                 if not todo:
                     break
                 rows = [i for i, missing in todo for _ in range(missing if round_ == 0 else max(missing, 2))]
+                heat = sampling.temperature * (1 + ROUND_HEAT * round_)
+                step_sampling = sampling if round_ == 0 or sampling.greedy else Sampling(
+                    temperature=max(sampling.temperature, min(heat, 1.5)), top_p=sampling.top_p, seed=sampling.seed)
                 for start in range(0, len(rows), batch_size):
                     chunk = rows[start : start + batch_size]
                     decoded = decode(
@@ -323,7 +330,7 @@ class QueryGenerator:
                         pad_id=self.pad_id,
                         eos_ids=self.eos_ids,
                         max_new_tokens=max_new_tokens,
-                        sampling=sampling,
+                        sampling=step_sampling,
                         generator=generator,
                         engine=engine,
                         no_repeats=no_repeats,

@@ -11,8 +11,8 @@ A model that spells words from pieces (WordPiece ``mis ##in ##post``, BPE) can w
 A *word* is a run of letters, compared case-insensitively and without accents (as the quality
 benchmark counts words: ``benchmarks/quality.py``): digits, blanks and punctuation end it. Before
 the truncation wildcard ``*`` a word need only be the start of a known word (``tomograph*``; a
-``?`` ends a word as a blank does); letters inside a field tag (``[tiab]``) are not checked. The
-prompt's own words are always known (:meth:`Lexicon.with_words`, done per prompt by ``generate``).
+``?`` ends a word as a blank does). Words inside a field tag are checked too (``[mesh]`` is a
+word, ``[tiab]`` is not, unless the lexicon has it). The prompt's own words are always known (:meth:`Lexicon.with_words`, done per prompt by ``generate``).
 
 The check works on the bytes of the tokens (:mod:`blockgen.tokens`), so it fits any tokenizer;
 :class:`TokenLexicon` precomputes what each token does to a word once per vocabulary, and
@@ -377,10 +377,6 @@ class LexiconState:
                 text, pending = data.decode("utf-8", "replace"), b""
         word, in_tag, free = self.word, self.in_tag, self.free
         for ch in text:
-            if in_tag:
-                if ch == "]":
-                    in_tag = False
-                continue
             if _is_letter(ch):
                 word += fold(ch)
                 if lexicon is not None and not free and not lexicon.is_prefix(word):
@@ -389,13 +385,11 @@ class LexiconState:
             if word and lexicon is not None and not free and ch not in WILDCARDS and not lexicon.is_word(word):
                 return None
             word, free = "", False
-            if ch == "[":
-                in_tag = True
         return LexiconState(word, in_tag, pending, free)
 
     def at_end(self, lexicon: Optional[Lexicon]) -> bool:
         """Whether the query may end here (the last word is complete)."""
-        return lexicon is None or self.free or self.in_tag or not self.word or lexicon.is_word(self.word)
+        return lexicon is None or self.free or not self.word or lexicon.is_word(self.word)
 
 
 class LexiconRow:
@@ -421,9 +415,9 @@ class LexiconRow:
 
     def mask(self) -> Optional[np.ndarray]:
         """The tokens :meth:`allows` now, as booleans over the vocabulary (EOS not included: see
-        :meth:`allows`); ``None`` when nothing is checked now (inside a tag, a forced word, cut bytes)."""
+        :meth:`allows`); ``None`` when nothing is checked now (a forced word, cut bytes)."""
         s = self.state
-        if s.in_tag or s.free or s.pending:
+        if s.free or s.pending:
             return None
         return self._masks.mask(s.word)
 

@@ -35,10 +35,10 @@ def tiny_generator():
 
 
 def written_words(text: str) -> list[str]:
-    """The words of a query outside its field tags, wildcard stems marked with a trailing ``*``."""
+    """The words of a query, wildcard stems marked with a trailing ``*``."""
     import re
 
-    text = re.sub(r"\[[^\]]*\]?", " ", fold(text))  # tags are not checked
+    text = fold(text)
     return [m.group(1) + ("*" if m.group(2) else "") for m in re.finditer(r"([^\W\d_]+)([*?]?)", text)]
 
 
@@ -109,12 +109,13 @@ def test_a_forced_token_makes_its_word_unchecked_until_it_ends():
     assert not row.state.free and row.allows(0, eos=True)
 
 
-def test_tags_are_not_checked():
-    tokens = [b"", b" acne", b"[", b"tiab", b"]"]
-    row = _vocab(tokens).row(Lexicon(["acne"]))
-    for t in (1, 2, 3, 4):
+def test_words_inside_tags_are_checked_too():
+    tokens = [b"", b" acne", b"[", b"tiab", b"]", b"mesh"]
+    row = _vocab(tokens).row(Lexicon(["acne", "mesh"]))
+    for t in (1, 2):
         assert row.allows(t)
         row.advance(t)
+    assert not row.allows(3) and row.allows(5)
 
 
 def test_the_mask_agrees_with_allows_on_every_token():
