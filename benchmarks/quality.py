@@ -19,9 +19,11 @@ step from one distinct context query to the next as another prompt -> reference 
 Rows: ``copy`` (the prompt as the query, 10 times: the CLEF title; for Sim4IA the session's last
 query, the baseline that beats every published Task A1 run), ``previous`` (the 5 M-parameter
 Llama that was the default model up to commit ``ca48362``, extracted from git history into the
-cache directory), ``constrained`` and ``free`` (the new default model with and without the
-grammar, its sampling defaults) and ``reranked`` (constrained, 2n drawn, repeated terms dropped,
-the n most similar to the prompt kept: :mod:`blockgen.rerank`). Each prompt gets ``--n`` (10)
+cache directory), ``nolexicon`` (the new default model, constrained, without its lexicon and
+without reranking), ``constrained`` and ``free`` (the new default model with and without the
+grammar, with its lexicon, without reranking) and ``reranked`` (the default model as
+``QueryGenerator.default().generate`` runs it: constrained, lexicon, ``oversample`` x n drawn,
+repeated terms dropped, the n most similar to the prompt kept: :mod:`blockgen.rerank`). Each prompt gets ``--n`` (10)
 candidates, seed ``--seed + prompt index``.
 
 Metrics, per source:
@@ -63,7 +65,7 @@ from benchmarks.data import ROOT, DataError, load_clef_topics, load_context, loa
 from blockgen.repeats import repeated_terms, term_key
 
 NAME = "quality"
-ROWS = ("copy", "previous", "constrained", "free", "reranked")
+ROWS = ("copy", "previous", "nolexicon", "constrained", "free", "reranked")
 SOURCES = ("clef", "sim4ia")
 PREVIOUS_COMMIT = "ca48362"
 PREVIOUS_DIR = "blockgen/default_model"
@@ -396,22 +398,17 @@ def systems(rows: Sequence[str], model_dir: Optional[Path], n: int, max_new_toke
         path = previous_model()
         return QueryGenerator.from_pretrained(path / "base", adapter=path / "adapter", device="cpu")
 
-    @cache
-    def reranker():
-        from blockgen.rerank import Reranker
-
-        return Reranker()
-
     def reranked(prompt: str, seed: int):
-        from blockgen.rerank import generate_reranked
+        return new_model().generate([prompt], n=n, max_new_tokens=max_new_tokens, seed=seed, rerank=True)[0]
 
-        return generate_reranked(new_model(), reranker(), [prompt], n=n, oversample=2,
-                                 max_new_tokens=max_new_tokens, seed=seed)[0]
+    def plain(prompt: str, seed: int, **options):
+        return new_model().generate([prompt], n=n, max_new_tokens=max_new_tokens, seed=seed, rerank=False, **options)[0]
 
     table = {
         "previous": lambda p, s: old_model().generate([p], n=n, max_new_tokens=max_new_tokens, seed=s)[0],
-        "constrained": lambda p, s: new_model().generate([p], n=n, max_new_tokens=max_new_tokens, seed=s)[0],
-        "free": lambda p, s: new_model().generate([p], n=n, constrained=False, max_new_tokens=max_new_tokens, seed=s)[0],
+        "nolexicon": lambda p, s: plain(p, s, lexicon=False),
+        "constrained": lambda p, s: plain(p, s),
+        "free": lambda p, s: plain(p, s, constrained=False),
         "reranked": reranked,
     }
     return {r: table[r] for r in rows if r in table}

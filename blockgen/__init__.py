@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(["QueryGenerator", "GeneratedQuery", "GenerationError", "ModelLoadError", "AdapterMismatchError", "Sampling"], "blockgen.generate"),
     "generate_on_ray": "blockgen.distributed",  # Ray batch generation (needs torch; Ray only when called)
     **dict.fromkeys(["Reranker", "generate_reranked"], "blockgen.rerank"),
+    **dict.fromkeys(["Lexicon", "english_lexicon"], "blockgen.lexicon"),
 }
 #: Submodules offered as attributes (``blockgen.export.grammar(...)``).
 _SUBMODULES = {"export"}
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # static analysers see the eager imports
     from blockgen.query import And, Block, Comparison, Field, Node, Not, Or, Phrase, Query, Term, blocks, terms
     from blockgen.repair import Edit, RepairError, RepairResult, repair, shortest_completion, try_repair
     from blockgen.repeats import drop_repeated_terms, repeated_terms, term_key
+    from blockgen.lexicon import Lexicon, english_lexicon
     from blockgen.rerank import Reranker, generate_reranked
 
 __version__ = "0.1.0"
@@ -111,6 +113,7 @@ __all__ = [
     "drop_repeated_terms", "repeated_terms", "term_key",
     "export", "ExportError", "generate_on_ray",
     "Reranker", "generate_reranked",
+    "Lexicon", "english_lexicon",
 ]
 
 def __getattr__(name: str) -> Any:

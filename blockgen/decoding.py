@@ -39,7 +39,7 @@ import inspect
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -108,9 +108,17 @@ class ModelRunner:
         # transformers 5 renamed past_key_values to cache; support both spellings.
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.keep_kw = "logits_to_keep" in params
+        from blockgen.minilm import is_prefix_lm
+
+        #: the prompt attends both ways in the prefill (a prefix LM: :func:`blockgen.minilm.prefix_lm_mask`)
+        self.prefix_lm = is_prefix_lm(model)
 
     def __call__(self, input_ids, attention_mask, position_ids, past):
         kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+        if self.prefix_lm and past is None:
+            from blockgen.minilm import prefix_lm_mask
+
+            kwargs["attention_mask"] = prefix_lm_mask(attention_mask)
         kwargs[self.cache_kw] = past
         if self.keep_kw:
             kwargs["logits_to_keep"] = 1
@@ -162,6 +170,7 @@ def decode(
     special_ids: frozenset = frozenset(),
     masks_mode: str = "auto",
     stats: Optional[StepStats] = None,
+    lexicons: Optional[Sequence[Any]] = None,
 ) -> list[RowResult]:
     """Decode one batch of tokenized prompts (left-padded here); one :class:`RowResult` per prompt.
 
@@ -172,6 +181,9 @@ def decode(
     for rows whose draws keep being refused; ``"background"`` fills every row's mask during
     the forward pass and samples after the grammar (with ``top_p``: the nucleus of the
     grammar-masked distribution, as ``transformers``' logits processors do).
+    ``lexicons``: one :class:`blockgen.lexicon.LexiconRow` (or ``None``) per prompt: every word
+    written must be known (a refused token is drawn again, then the row is masked; the lexicon
+    gives way to budget-aware closing, and for a step where it leaves the grammar nothing).
     """
     import torch
 
@@ -200,6 +212,9 @@ def decode(
         if not lazy:
             masks.start([(m, r) for r, m in enumerate(matchers)])
     alive = [True] * rows
+    lex = list(lexicons) if lexicons is not None else [None] * rows
+    if len(lex) != rows:
+        raise ValueError(f"{len(lex)} lexicon rows for {rows} prompts")
     work_seen = 0
     past = None
     step_ids, step_positions = input_ids, positions
@@ -220,6 +235,12 @@ def decode(
                 t3 = clock()
                 if bias is not None:
                     np.add(logits.numpy(), bias, out=logits.numpy())
+                plain = None
+                if not lazy and any(lx is not None for lx in lex):
+                    plain = logits.clone()  # the grammar alone: the fallback when the lexicon leaves nothing
+                    for r in range(rows):
+                        if alive[r] and lex[r] is not None:
+                            _apply_lexicon(logits[r], lex[r], eos_ids)
                 t4 = clock()
                 draws = RowDraws(logits, sampling, generator) if lazy and masks is not None else None
                 picks = draws.first() if draws is not None else sample(logits, sampling, generator).tolist()
@@ -233,12 +254,20 @@ def decode(
                     tok = int(picks[r])
                     m = matchers[r]
                     if m is None:
-                        chosen[r] = _redraw_free(tok, logits[r], sampling, generator, special_ids, eos_ids) if tok in special_ids and tok not in eos_ids else tok
+                        row = logits[r]
+                        if lex[r] is not None and (not lex[r].allows(tok, eos=tok in eos_ids)
+                                                   or tok in special_ids and tok not in eos_ids):
+                            # rejection sampling: the first draw was refused, draw from the allowed tokens
+                            row = logits[r].clone()
+                            if _apply_lexicon(row, lex[r], eos_ids) and not lex[r].allows(tok, eos=tok in eos_ids):
+                                tok = int(sample(row, sampling, generator))
+                        chosen[r] = _redraw_free(tok, row, sampling, generator, special_ids, eos_ids) if tok in special_ids and tok not in eos_ids else tok
                     elif not lazy:
-                        chosen[r], steered = _choose(m, tok, logits[r], sampling, generator)
+                        chosen[r], steered = _choose(m, tok, logits[r], sampling, generator, lex[r],
+                                                     None if plain is None else plain[r])
                         results[r].steered |= steered
                     else:
-                        taken, steered = _take_unmasked(m, tok, r, draws)
+                        taken, steered = _take_unmasked(m, tok, r, draws, lex[r])
                         results[r].steered |= steered
                         if taken is None:
                             refused.append(r)
@@ -254,20 +283,28 @@ def decode(
                     index = torch.tensor(refused)
                     sub = logits[index]
                     np.add(sub.numpy(), row_bias, out=sub.numpy())
+                    grammar_only = sub.clone() if any(lex[r] is not None for r in refused) else None
+                    for j, r in enumerate(refused):
+                        if lex[r] is not None:
+                            _apply_lexicon(sub[j], lex[r], eos_ids)
                     redraw = sample(sub, sampling, generator).tolist()
                     for j, r in enumerate(refused):
                         allowed_before = bool(row_bias[j, int(picks[r])] == 0) if int(picks[r]) < width else False
-                        chosen[r], steered = _choose(matchers[r], int(redraw[j]), sub[j], sampling, generator)
+                        chosen[r], steered = _choose(matchers[r], int(redraw[j]), sub[j], sampling, generator, lex[r],
+                                                     None if grammar_only is None else grammar_only[j])
                         results[r].steered |= steered or allowed_before  # a grammar-valid token refused: the budget or a repeat
-                    logits[index] = sub
+                    logits[index] = sub if grammar_only is None else grammar_only
                 next_tokens = []
                 for r in range(rows):
                     if r not in chosen:
                         next_tokens.append(pad_id)
                         continue
                     res, tok = results[r], chosen[r]
-                    res.logprob += float(logits[r, tok]) - lse[r]  # the grammar bias of a written token is 0
+                    source = logits if plain is None else plain  # without the lexicon's bias (it may give way)
+                    res.logprob += float(source[r, tok]) - lse[r]  # the grammar bias of a written token is 0
                     next_tokens.append(tok)
+                    if lex[r] is not None and tok not in eos_ids:
+                        lex[r].advance(tok)
                     if tok in eos_ids:
                         alive[r], res.ended, res.seconds = False, True, clock() - t_start
                     else:
@@ -308,7 +345,7 @@ def decode(
     return results
 
 
-def _take_unmasked(m: BudgetedMatcher, tok: int, row: int, draws: Any) -> tuple[Optional[int], bool]:
+def _take_unmasked(m: BudgetedMatcher, tok: int, row: int, draws: Any, lex: Any = None) -> tuple[Optional[int], bool]:
     """Lazy masks: rejection sampling. Returns the token written (or ``None``: the row needs its
     mask) and whether the budget or repeat rule refused a token the grammar allows.
 
@@ -328,21 +365,29 @@ def _take_unmasked(m: BudgetedMatcher, tok: int, row: int, draws: Any) -> tuple[
         return forced, tok != forced
     for _ in range(LAZY_DRAWS):
         prefix = m.preview(tok)
-        if prefix is not None:
+        if prefix is not None and (lex is None or lex.allows(tok, eos=tok in m.eos_ids)):
             m.advance(tok, prefix)
             return tok, steered
-        steered = steered or m.grammar_allows(tok)
+        steered = steered or (prefix is None and m.grammar_allows(tok))
         tok = draws.again(row)
     return None, steered
 
 
-def _choose(m: BudgetedMatcher, tok: int, row: Any, sampling: Sampling, generator: Any) -> tuple[int, bool]:
+def _choose(m: BudgetedMatcher, tok: int, row: Any, sampling: Sampling, generator: Any, lex: Any = None,
+            plain: Any = None) -> tuple[int, bool]:
     """The token row ``m`` writes this step, given the sampled ``tok``; and whether a rule changed it.
 
-    ``row``: the row's logits with the grammar applied (not modified).
+    ``row``: the row's logits with the grammar (and the lexicon ``lex``, if any) applied (not
+    modified); ``plain``: the same with the grammar only, used when no token fits the lexicon.
     """
     import torch
 
+    if lex is not None and plain is not None:
+        if not m.finishing:
+            taken = _choose_lexical(m, tok, row, sampling, generator, lex)
+            if taken is not None:
+                return taken, False
+        row = plain  # the lexicon gives way: budget-aware closing, or nothing else fits
     if not m.finishing:
         prefix = m.preview(tok)
         if prefix is not None:
@@ -368,6 +413,52 @@ def _choose(m: BudgetedMatcher, tok: int, row: Any, sampling: Sampling, generato
                     m.advance(cand, prefix)
                     return cand, True
     return _finish_step(m, row, sampling, generator), True
+
+
+def _choose_lexical(m: BudgetedMatcher, tok: int, row: Any, sampling: Sampling, generator: Any, lex: Any) -> Optional[int]:
+    """A token that fits the grammar, the budget, the repeat rule and the lexicon, drawn from ``row``
+    (the lexicon already applied); ``None`` if none is found among the draws and the best scores."""
+    import torch
+
+    row = row.clone()
+    for _ in range(RESAMPLE_TRIES):
+        if not bool(torch.isfinite(row[tok])):
+            break
+        prefix = m.preview(tok)
+        if prefix is not None and lex.allows(tok, eos=tok in m.eos_ids):
+            m.advance(tok, prefix)
+            return tok
+        row[tok] = -float("inf")
+        if not bool(torch.isfinite(row).any()):
+            return None
+        tok = int(sample(row, sampling, generator))
+    finite = int(torch.isfinite(row).sum())
+    for cand in torch.topk(row, min(FALLBACK_TOP_K, finite)).indices.tolist() if finite else []:
+        prefix = m.preview(cand)
+        if prefix is not None and lex.allows(cand, eos=cand in m.eos_ids):
+            m.advance(cand, prefix)
+            return cand
+    return None
+
+
+def _apply_lexicon(row: Any, lex: Any, eos_ids: Iterable[int] = ()) -> bool:
+    """Set the logits of the tokens ``lex`` refuses to ``-inf`` in place, unless that leaves no
+    finite logit (then ``row`` is unchanged). Returns whether the lexicon was applied."""
+    import torch
+
+    mask = lex.mask()
+    if mask is None:
+        return False
+    width = min(row.shape[0], mask.shape[0])
+    allowed = torch.zeros(row.shape[0], dtype=torch.bool)
+    allowed[:width] = torch.from_numpy(mask[:width])
+    for e in eos_ids:
+        if 0 <= e < row.shape[0]:
+            allowed[e] = lex.allows(e, eos=True)
+    if not bool(torch.isfinite(row[allowed]).any()):
+        return False
+    row.masked_fill_(~allowed, -float("inf"))
+    return True
 
 
 def _finish_step(m: BudgetedMatcher, row: Any, sampling: Sampling, generator: Any) -> int:

@@ -8,7 +8,8 @@
 and blockgen's budget-aware closing (:mod:`blockgen.constrained`): every output parses, for
 any ``max_new_tokens >= 1``. ``constrained=False`` samples freely and repairs the text
 afterwards (:func:`blockgen.repair.repair`). With ``no_repeats=True`` (default) no term is
-written twice (:mod:`blockgen.repeats`).
+written twice (:mod:`blockgen.repeats`). With a ``lexicon`` (:mod:`blockgen.lexicon`; the default
+model has one) every word written is a known word or a word of the prompt.
 
 This module keeps loading (:mod:`blockgen.loading`), batching, and ranking; the decoding loop
 is :mod:`blockgen.decoding`, the sampler :mod:`blockgen.sampling`.
@@ -23,6 +24,7 @@ from typing import Any, Optional, Sequence, Union
 
 from blockgen.constrained import MIN_BUDGET, GrammarEngine
 from blockgen.errors import AdapterMismatchError, GenerationError, ModelLoadError
+from blockgen.lexicon import Lexicon
 from blockgen.query import Node
 from blockgen.sampling import Sampling
 
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 DEFAULT_TEMPLATE = "{keywords}. Output:"
+#: Each round after the first (too few distinct queries) samples this much hotter, relatively.
+ROUND_HEAT = 0.25
 #: Where the embedded default model lives inside the package.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
@@ -102,7 +106,10 @@ class QueryGenerator:
 
     ``threads``: torch intra-op threads while decoding (``None``: the thread policy of
     :func:`blockgen.decoding.thread_policy`); ``mask_threads``: llguidance's threads for
-    the grammar masks.
+    the grammar masks; ``lexicon``: the :class:`blockgen.Lexicon` that :meth:`generate` uses
+    unless told otherwise (``None``: none; the default model uses the English word list);
+    ``reranker``: a :class:`blockgen.Reranker` (or a function that makes one, called on first
+    use) that :meth:`generate` applies to ``n * oversample`` candidates unless told otherwise.
     """
 
     def __init__(
@@ -113,6 +120,9 @@ class QueryGenerator:
         device: Optional[str] = None,
         threads: Optional[int] = None,
         mask_threads: int = 1,
+        lexicon: Optional[Lexicon] = None,
+        reranker: Any = None,
+        oversample: int = 2,
     ):
         from blockgen.decoding import ModelRunner
         from blockgen.loading import eos_ids, resolve_device
@@ -133,6 +143,11 @@ class QueryGenerator:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.threads = None if threads is None else _whole(threads, "threads", 1)
         self.mask_threads = _whole(mask_threads, "mask_threads", 1)
+        if lexicon is not None and not isinstance(lexicon, Lexicon):
+            raise GenerationError(f"lexicon must be a blockgen.Lexicon or None, not {type(lexicon).__name__}")
+        self.lexicon = lexicon
+        self._reranker_source = reranker
+        self.oversample = _whole(oversample, "oversample", 1)
         self._runner = ModelRunner(self.model, self.device)
         self._engine: Optional[GrammarEngine] = None
 
@@ -230,18 +245,28 @@ class QueryGenerator:
         *,
         sampling: Optional[Sampling] = None,
         no_repeats: bool = True,
+        lexicon: Union[None, bool, Lexicon] = None,
+        rerank: Optional[bool] = None,
     ) -> list[list[GeneratedQuery]]:
         """Write ``n`` distinct candidate queries for each prompt (keywords), best first.
 
         Returns one list per prompt, deduplicated on the query text and ranked valid first,
         then by the model's log-probability (highest first). When sampling gives fewer than
-        ``n`` distinct queries, up to ``max_rounds`` rounds are drawn; a list may then be
-        shorter than ``n`` (with ``temperature=0`` there is one distinct candidate).
+        ``n`` distinct queries, up to ``max_rounds`` rounds are drawn, each later round a little
+        hotter (temperature x (1 + :data:`ROUND_HEAT` x round), at most 1.5 or the given
+        temperature if higher); a list may then be shorter than ``n`` (with ``temperature=0``
+        there is one distinct candidate).
 
         ``temperature``, ``top_p`` and ``seed`` (or one ``sampling=Sampling(...)``): left as
         ``None`` they take the model's own defaults (:meth:`sampling_defaults`).
         ``no_repeats``: refuse tokens that complete a term already in the query while
         decoding, and drop any repeat the budget forced (or free output has) at the end.
+        ``lexicon``: every word written must be a word of this :class:`blockgen.Lexicon` or of
+        the prompt (:mod:`blockgen.lexicon`); ``None``: the generator's own (``self.lexicon``),
+        ``True``: the English word list, ``False``: no lexicon.
+        ``rerank``: draw ``n * self.oversample`` candidates and keep the ``n`` that
+        ``self.reranker`` ranks first (:mod:`blockgen.rerank`: closest in meaning to the prompt);
+        ``None``: when the generator has a reranker (the default model does), ``False``: never.
         Free decoding (``constrained=False``) can run out of budget before anything
         repairable is written: such candidates are returned with ``valid=False`` and a
         ``note``, ranked last.
@@ -264,6 +289,8 @@ class QueryGenerator:
             if not p.strip():
                 raise GenerationError(f"prompt {i} is empty: give the keywords the query is about")
         _whole(n, "n", 1)
+        reranker = self._reranker(rerank)
+        want = n * self.oversample if reranker is not None else n
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < MIN_BUDGET:
             raise GenerationError(
                 f"max_new_tokens={max_new_tokens!r} is below the minimum of {MIN_BUDGET}: a query needs at least one token"
@@ -275,21 +302,25 @@ class QueryGenerator:
         special = engine.special_ids if engine is not None else frozenset(token_table(self.tokenizer).special_token_ids)
         generator = sampling.generator()
         encoded = [self._encode(self.prompt_for(p)) for p in prompt_list]
+        lexicon_rows = self._lexicon_rows(lexicon, prompt_list, table, special)
 
         found: list[dict[str, GeneratedQuery]] = [dict() for _ in prompt_list]
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(prompt_list) * n, desc="generating", unit="query")
+            bar = tqdm(total=len(prompt_list) * want, desc="generating", unit="query")
         from blockgen.decoding import decode, thread_policy
 
         with thread_policy(self._runner, self.threads):
             for round_ in range(max_rounds):
-                todo = [(i, n - len(found[i])) for i in range(len(prompt_list)) if len(found[i]) < n]
+                todo = [(i, want - len(found[i])) for i in range(len(prompt_list)) if len(found[i]) < want]
                 if not todo:
                     break
                 rows = [i for i, missing in todo for _ in range(missing if round_ == 0 else max(missing, 2))]
+                heat = sampling.temperature * (1 + ROUND_HEAT * round_)
+                step_sampling = sampling if round_ == 0 or sampling.greedy else Sampling(
+                    temperature=max(sampling.temperature, min(heat, 1.5)), top_p=sampling.top_p, seed=sampling.seed)
                 for start in range(0, len(rows), batch_size):
                     chunk = rows[start : start + batch_size]
                     decoded = decode(
@@ -299,12 +330,13 @@ class QueryGenerator:
                         pad_id=self.pad_id,
                         eos_ids=self.eos_ids,
                         max_new_tokens=max_new_tokens,
-                        sampling=sampling,
+                        sampling=step_sampling,
                         generator=generator,
                         engine=engine,
                         no_repeats=no_repeats,
                         mask_threads=self.mask_threads,
                         special_ids=special,
+                        lexicons=None if lexicon_rows is None else [lexicon_rows[i].sibling() for i in chunk],
                     )
                     for idx, row in zip(chunk, decoded):
                         result = _result(row, constrained, no_repeats, max_new_tokens)
@@ -312,13 +344,56 @@ class QueryGenerator:
                         known = found[idx].get(result.text)
                         if known is None or known.logprob < result.logprob:
                             found[idx][result.text] = result
-                        if bar is not None and len(found[idx]) > before and len(found[idx]) <= n:
+                        if bar is not None and len(found[idx]) > before and len(found[idx]) <= want:
                             bar.update(1)
                 if sampling.greedy:
                     break
         if bar is not None:
             bar.close()
-        return [sorted(d.values(), key=lambda g: (not g.valid, -g.logprob))[:n] for d in found]
+        ranked = [sorted(d.values(), key=lambda g: (not g.valid, -g.logprob))[:want] for d in found]
+        if reranker is None:
+            return ranked
+        return [reranker.rerank(p, cands, n) for p, cands in zip(prompt_list, ranked)]
+
+    @property
+    def reranker(self) -> Any:
+        """The generator's reranker (made on first use), or ``None``."""
+        source = self._reranker_source
+        if source is not None and not hasattr(source, "rerank") and callable(source):
+            self._reranker_source = source = source()
+        return source
+
+    def _reranker(self, rerank: Optional[bool]) -> Any:
+        if rerank is None:
+            return self.reranker
+        if not isinstance(rerank, bool):
+            raise GenerationError(f"rerank must be True, False or None, not {rerank!r}")
+        if not rerank:
+            return None
+        if self.reranker is None:
+            from blockgen.rerank import default_reranker
+
+            return default_reranker()
+        return self.reranker
+
+    def _lexicon_rows(self, lexicon: Union[None, bool, Lexicon], prompts: Sequence[str], table: Sequence[bytes],
+                      special: Any) -> Optional[list]:
+        """One :class:`blockgen.lexicon.LexiconRow` per prompt (its words added), or ``None``: no lexicon."""
+        from blockgen.lexicon import TokenLexicon, english_lexicon
+
+        if lexicon is None:
+            lexicon = self.lexicon
+        if lexicon is True:
+            try:
+                lexicon = english_lexicon()
+            except ValueError as err:
+                raise GenerationError(str(err)) from None
+        if lexicon is None or lexicon is False:
+            return None
+        if not isinstance(lexicon, Lexicon):
+            raise GenerationError(f"lexicon must be a blockgen.Lexicon, True, False or None, not {type(lexicon).__name__}")
+        vocab = TokenLexicon.for_tokens(table, special)
+        return [vocab.row(lexicon.with_words([p])) for p in prompts]
 
     def _encode(self, prompt: str) -> list[int]:
         ids = list(self.tokenizer(prompt).input_ids)

@@ -36,6 +36,9 @@ MODEL_SUBDIR = "model"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 ADAPTER_SUBDIR = "adapter"
 GENERATION_CONFIG = "generation_config.json"
+#: Words of the training answers that the English word list lacks (one a line): the default
+#: lexicon is ``wamerican-large`` plus these (:func:`default_lexicon`).
+LEXICON_WORDS = "lexicon.txt"
 #: LoRA targets in a BERT layer: the attention projections and both feed-forward layers (a
 #: regular expression, so that the prediction head's ``transform.dense`` is not matched).
 LORA_TARGETS = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
@@ -151,6 +154,36 @@ def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, se
     return model.eval()
 
 
+#: ``config`` attribute (and ``generation_config.json`` key) of a decoder whose prompt attends both ways.
+PREFIX_LM = "blockgen_prefix_lm"
+
+
+def prefix_lm_mask(attention_mask: Any, prompt_lengths: Any = None, dtype: Any = None) -> Any:
+    """A 4-D additive attention mask ``(batch, 1, L, L)`` for a prefix LM: position ``i`` sees key ``j``
+    when ``j`` is not padding and ``j <= i`` or ``j`` is in the prompt (``j < prompt_lengths[b]``;
+    ``None``: every position is prompt, as in the prefill of generation). The prompt then attends
+    both ways, as the sentence encoder was trained, and the answer causally."""
+    import torch
+
+    dtype = dtype or torch.float32
+    batch, length = attention_mask.shape
+    keys = attention_mask.bool()[:, None, :]  # (B, 1, L)
+    if prompt_lengths is None:
+        allowed = keys.expand(batch, length, length)
+    else:
+        pos = torch.arange(length, device=attention_mask.device)
+        causal = pos[None, :] <= pos[:, None]  # (L, L): j <= i
+        prompt = pos[None, None, :] < prompt_lengths.to(attention_mask.device)[:, None, None]  # (B, 1, L)
+        allowed = keys & (causal[None] | prompt)
+    mask = torch.zeros((batch, 1, length, length), dtype=dtype, device=attention_mask.device)
+    return mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+
+
+def is_prefix_lm(model: Any) -> bool:
+    """Whether ``model`` was trained as a prefix LM (:func:`prefix_lm_mask`; set by :func:`load_default`)."""
+    return bool(getattr(getattr(model, "config", None), PREFIX_LM, False))
+
+
 def load_decoder(path: Union[str, Path, None] = None, seed: int = 0) -> tuple[Any, Any]:
     """``(tokenizer, decoder)`` built from the BERT encoder in ``path`` (default: the installed MiniLM)."""
     tokenizer = load_tokenizer(path)
@@ -176,6 +209,8 @@ def set_sampling_defaults(model: Any, path: Union[str, Path]) -> None:
     for key in ("do_sample", "temperature", "top_p"):
         if key in settings:
             setattr(model.generation_config, key, settings[key])
+    if settings.get("prefix_lm"):
+        setattr(model.config, PREFIX_LM, True)
 
 
 def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None] = None,
@@ -206,4 +241,37 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise AdapterMismatchError(f"the adapter in {adapter} does not fit the base model: {first[:300]}") from None
     set_sampling_defaults(model, root / GENERATION_CONFIG)
+    if "lexicon" not in options:
+        options["lexicon"] = default_lexicon(root)
+    rerank = rerank_settings(root / GENERATION_CONFIG)
+    if rerank is not None and "reranker" not in options:
+        from blockgen.rerank import shared_reranker
+
+        min_blocks = rerank.get("min_blocks", 1)
+        options["reranker"] = lambda: shared_reranker(min_blocks=min_blocks)
+        options.setdefault("oversample", rerank.get("oversample", 2))
     return QueryGenerator(model, tokenizer, device=device, **options)
+
+
+def rerank_settings(path: Union[str, Path]) -> Optional[dict]:
+    """The ``"rerank"`` object of a ``generation_config.json`` (``oversample``, ``min_blocks``), or
+    ``None``: the model's candidates are not reranked by default."""
+    file = Path(path)
+    if not file.is_file():
+        return None
+    settings = json.loads(file.read_text(encoding="utf-8")).get("rerank")
+    return settings if isinstance(settings, dict) else None
+
+
+def default_lexicon(model_dir: Union[str, Path, None] = None):
+    """The default model's :class:`blockgen.Lexicon`: Debian ``wamerican-large`` plus the words of
+    ``<model_dir>/lexicon.txt``; ``None`` (with a warning) when the word list is not installed."""
+    from blockgen.lexicon import english_lexicon
+
+    path = Path(model_dir or DEFAULT_MODEL_DIR) / LEXICON_WORDS
+    extra = path.read_text(encoding="utf-8").split() if path.is_file() else []
+    try:
+        return english_lexicon(extra)
+    except ValueError as err:
+        warnings.warn(f"{err}; the default model writes without a lexicon and may spell non-words", stacklevel=3)
+        return None

@@ -32,7 +32,8 @@ MAX_SEQ_LENGTH = 256
 class Reranker:
     """Similarity of texts to a prompt with all-MiniLM-L6-v2 as a sentence encoder (CPU by default)."""
 
-    def __init__(self, path: Union[str, Path, None] = None, device: str = "cpu", batch_size: int = 32):
+    def __init__(self, path: Union[str, Path, None] = None, device: str = "cpu", batch_size: int = 32,
+                 min_blocks: int = 1):
         import torch
         from transformers import AutoTokenizer, BertModel
 
@@ -45,6 +46,8 @@ class Reranker:
                                                    dtype=torch.float32).to(device).eval()
         self.device = device
         self.batch_size = batch_size
+        #: candidates with fewer concept blocks (AND/NOT operands) rank after those with enough
+        self.min_blocks = min_blocks
         self._torch = torch
 
     def embed(self, texts: Sequence[str]):
@@ -71,11 +74,15 @@ class Reranker:
         return [float((v @ vectors[0] + 1) / 2) for v in vectors[1:]]
 
     def rerank(self, prompt: str, candidates: Sequence[Any], n: Optional[int] = None) -> list[Any]:
-        """``candidates`` (``GeneratedQuery``) without repeated terms, most similar to ``prompt`` first;
-        the first ``n`` when given. Candidates that do not parse keep their text and rank last."""
+        """``candidates`` (``GeneratedQuery``) without repeated terms, most similar to ``prompt`` first
+        (those with at least ``min_blocks`` blocks before the others); the first ``n`` when given.
+        Candidates that do not parse keep their text and rank last."""
+        from blockgen.query import blocks
+
         cleaned = dedupe([without_repeats(c) for c in candidates])
         scores = self.similarities(prompt, [c.text for c in cleaned])
-        order = sorted(range(len(cleaned)), key=lambda i: (cleaned[i].query is None, -scores[i]))
+        few = [c.query is None or len(blocks(c.query)) < self.min_blocks for c in cleaned]
+        order = sorted(range(len(cleaned)), key=lambda i: (cleaned[i].query is None, few[i], -scores[i]))
         ranked = [cleaned[i] for i in order]
         return ranked if n is None else ranked[:n]
 
@@ -119,3 +126,9 @@ def generate_reranked(generator: Any, reranker: Reranker, prompts: Union[str, Se
 def default_reranker() -> Reranker:
     """One shared :class:`Reranker` on the installed all-MiniLM-L6-v2."""
     return Reranker()
+
+
+@lru_cache(maxsize=4)
+def shared_reranker(min_blocks: int = 1) -> Reranker:
+    """One shared :class:`Reranker` per ``min_blocks`` (the encoder weights are loaded once for each)."""
+    return Reranker(min_blocks=min_blocks)

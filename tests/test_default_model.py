@@ -40,10 +40,22 @@ def default_generator():
 
 
 def test_default_generator_writes_valid_queries_with_upper_case_operators(default_generator):
-    [cands] = default_generator.generate(["climate change misinformation"], n=3, max_new_tokens=32, seed=0)
-    assert len(cands) == 3
+    [cands] = default_generator.generate(["climate change misinformation"], n=6, max_new_tokens=32, seed=0, rerank=False)
+    assert len(cands) == 6
     assert all(c.valid and is_valid(c.text) for c in cands), [c.text for c in cands]
     assert any(op in c.text for c in cands for op in (" AND ", " OR ")), [c.text for c in cands]
+
+
+def test_default_generator_writes_no_non_words_and_reranks(default_generator):
+    from blockgen.lexicon import words
+
+    assert default_generator.lexicon is not None and default_generator.reranker is not None
+    [cands] = default_generator.generate(["climate change misinformation"], n=4, max_new_tokens=32, seed=1)
+    assert len(cands) == 4
+    known = default_generator.lexicon.with_words(["climate change misinformation"])
+    for c in cands:
+        if not c.steered:  # budget-aware closing may force a word
+            assert all(known.is_word(w) or known.is_prefix(w) and f"{w}*" in c.text for w in words(c.text)), c.text
 
 
 def test_default_generator_samples_with_the_shipped_defaults(default_generator):

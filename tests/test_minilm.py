@@ -105,3 +105,33 @@ def test_free_output_is_read_with_the_byte_convention():
 def test_load_default_without_an_adapter_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="rebuild it with"):
         minilm.load_default(model_dir=tmp_path, base=tiny_dir())
+
+
+def test_a_prefix_lm_decodes_as_it_was_trained():
+    """The prefill with the prompt attending both ways, then one token at a time, gives the logits
+    of the training forward pass (:func:`minilm.prefix_lm_mask` with the prompt length)."""
+    import torch
+
+    from blockgen.decoding import ModelRunner
+
+    tok, model = minilm.load_decoder(tiny_dir(), seed=1)
+    setattr(model.config, minilm.PREFIX_LM, True)
+    prompt = tok("sea level rise. Output:").input_ids
+    answer = tok("climate OR warming", add_special_tokens=False).input_ids
+    ids = torch.tensor([prompt + answer])
+    full = torch.ones_like(ids)
+    with torch.no_grad():
+        trained = model(input_ids=ids, attention_mask=minilm.prefix_lm_mask(full, torch.tensor([len(prompt)]))).logits[0]
+        causal = model(input_ids=ids, attention_mask=full).logits[0]
+        runner = ModelRunner(model, "cpu")
+        assert runner.prefix_lm
+        width = len(prompt)
+        logits, past = runner(ids[:, :width], full[:, :width], torch.arange(width)[None], None)
+        steps = [logits[0]]
+        for k, t in enumerate(answer[:-1]):
+            logits, past = runner(torch.tensor([[t]]), full[:, : width + k + 1], torch.tensor([[width + k]]), past)
+            steps.append(logits[0])
+    decoded = torch.stack(steps)
+    expected = trained[width - 1 : width - 1 + len(answer)]
+    assert torch.allclose(decoded, expected, atol=1e-4)
+    assert not torch.equal(trained[: width - 1], causal[: width - 1])  # the prompt's first tokens see the whole prompt

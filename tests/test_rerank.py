@@ -57,3 +57,36 @@ def test_generate_reranked_draws_more_and_keeps_n():
     stub = Stub()
     [best] = generate_reranked(stub, reranker(), ["acne"], n=3, oversample=2, seed=0)
     assert stub.n == 6 and len(best) == 3
+
+
+def test_min_blocks_ranks_candidates_with_enough_blocks_first():
+    tiny = reranker()
+    prompt = "acne treatment"
+    cands = [candidate("acne treatment"), candidate("acne AND therapy"), candidate("climate AND change")]
+    tiny.min_blocks = 2
+    try:
+        ranked = [c.text for c in tiny.rerank(prompt, cands)]
+    finally:
+        tiny.min_blocks = 1
+    assert ranked[-1] == "acne treatment" and set(ranked[:2]) == {"acne AND therapy", "climate AND change"}
+
+
+def test_a_generator_with_a_reranker_draws_oversample_times_n_and_reranks():
+    from blockgen import QueryGenerator
+    from tests.tiny_models import small_tokenizer, tiny_llama
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def rerank(self, prompt, cands, n):
+            self.seen.append(len(cands))
+            return list(reversed(cands))[:n]
+
+    tok = small_tokenizer()
+    rec = Recorder()
+    gen = QueryGenerator(tiny_llama(tok, seed=3), tok, reranker=lambda: rec, oversample=3)
+    [plain] = gen.generate(["acne"], n=2, max_new_tokens=12, seed=0, rerank=False)
+    assert rec.seen == [] and len(plain) <= 2
+    [ranked] = gen.generate(["acne"], n=2, max_new_tokens=12, seed=0)
+    assert rec.seen and rec.seen[0] > 2 and len(ranked) <= 2

@@ -37,9 +37,11 @@ def _parts(model: Any) -> Optional[tuple[Any, Any]]:
 class AnswerLoss:
     """Call it like the model (``input_ids``, ``attention_mask``, ``labels``); ``.loss`` of the result."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, prefix_lm: bool = False):
         self.model = model
         self.parts = _parts(model)
+        #: the prompt (the positions before the first label) attends both ways
+        self.prefix_lm = prefix_lm
 
     def __getattr__(self, name: str) -> Any:  # train(), eval(), parameters() ... go to the model
         return getattr(self.model, name)
@@ -48,6 +50,12 @@ class AnswerLoss:
         import torch
         from types import SimpleNamespace
 
+        if self.prefix_lm and labels is not None and attention_mask is not None:
+            from blockgen.minilm import prefix_lm_mask
+
+            labelled = labels != IGNORE_INDEX
+            prompt_lengths = torch.where(labelled.any(1), labelled.int().argmax(1), labels.shape[1])
+            attention_mask = prefix_lm_mask(attention_mask, prompt_lengths)
         if self.parts is None or labels is None:
             return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
         body, head = self.parts

@@ -81,6 +81,8 @@ class FinetuneConfig:
     #: Modules trained in full and saved with the adapter (peft ``modules_to_save``). ``None``: the
     #: new prediction-head transform of a BERT encoder base, else none.
     modules_to_save: Optional[Sequence[str]] = None
+    #: Train a prefix LM: the prompt attends both ways (:func:`blockgen.minilm.prefix_lm_mask`).
+    prefix_lm: bool = False
 
 
 @dataclass
@@ -300,7 +302,7 @@ def run_finetune(config: FinetuneConfig) -> FinetuneResult:
         "total_params": total,
     }
     meta["finetune_config"]["target_modules"] = targets if isinstance(targets, str) else list(targets)
-    result = run(AnswerLoss(model), model.parameters(), train, valid, loop_config, out, save, load, pad_id,
+    result = run(AnswerLoss(model, prefix_lm=config.prefix_lm), model.parameters(), train, valid, loop_config, out, save, load, pad_id,
                  resume=config.resume, meta=meta)
     if not result.stopped_early:
         save(out)
@@ -359,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-steps", type=int, help="also checkpoint every N optimizer steps")
     p.add_argument("--no-check-queries", action="store_true",
                    help="accept completions that are not valid Boolean block queries")
+    p.add_argument("--prefix-lm", action="store_true",
+                   help="the prompt attends both ways (a prefix LM, for an encoder base); generation must do the same")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -385,6 +389,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         weight_decay=args.weight_decay, max_steps=args.max_steps, save_steps=args.save_steps,
         check_queries=not args.no_check_queries, progress=not args.quiet,
         new_tokens=names(args.new_tokens, "--new-tokens"), modules_to_save=names(args.modules_to_save, "--modules-to-save"),
+        prefix_lm=args.prefix_lm,
     )
 
 

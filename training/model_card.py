@@ -69,11 +69,21 @@ def write_card(path: Path, summary: dict, quality: Optional[dict] = None) -> Non
         "  `AND`/`OR`/`NOT` (peft `trainable_token_indices`, tied to the output layer) and the new",
         f"  prediction-head transform (`modules_to_save`): {f['trainable_params']:,} trained parameters",
         f"  of {f['total_params']:,}; {_mb(s['sizes']['adapter'])} (the base is not copied: it is the package).",
-        f"- `generation_config.json`: sampling defaults, temperature {r['temperature']}, top_p {r['top_p']}.",
+        f"- `generation_config.json`: sampling defaults, temperature {r['temperature']}, top_p {r['top_p']}"
+        + (f"; reranking by default (`{json.dumps(r['rerank'])}`: {r['rerank'].get('oversample', 2)} x n candidates drawn, "
+           f"the n closest in meaning to the prompt kept, those with at least {r['rerank'].get('min_blocks', 1)} blocks first, "
+           "`blockgen/rerank.py`)" if r.get("rerank") else "")
+        + ("; `prefix_lm`: the prompt attends both ways" if r.get("prefix_lm") else "") + ".",
+        "- `lexicon.txt`: the words of the training answers that Debian's `wamerican-large` lacks"
+        + (f" ({s['sizes']['lexicon']:,} bytes)" if s["sizes"].get("lexicon") else "") + ". While decoding, every word",
+        "  the model writes must be in that word list, this file or the prompt (`blockgen/lexicon.py`): no",
+        "  non-words spelt from word pieces.",
         "",
         "## Data",
         "",
         f"Training pairs of `{s['data']['train']}` (`python -m training.prepare_data`, see `training/data/README.md`),",
+        "and `hybrid.jsonl` (`python -m training.hybrid`: concept queries whose blocks take the close terms of",
+        "the real answers, and the Sim4IA sessions' real next queries),",
         f"by source: `{json.dumps(s['data']['train_pairs'])}`, weighted (copies per epoch) `{json.dumps(r['weights'])}` to",
         f"{s['data']['weighted_pairs']} pairs, plus {s['data']['augmented_pairs']} copy-augmented variants",
         f"(`training/augment.py`, {r['augment_copies']} per pair). Validation: `{json.dumps(s['data']['valid_pairs'])}`.",
@@ -100,8 +110,8 @@ def write_card(path: Path, summary: dict, quality: Optional[dict] = None) -> Non
         lines += ["Run `python -m benchmarks.quality`, then `python -m training.train_default --card-only`.", ""]
     if s.get("examples"):
         lines += ["## Outputs on held-out prompts", "",
-                  "`QueryGenerator.default().generate([keywords], n=3, max_new_tokens=64, seed=0)` (constrained,",
-                  "the sampling defaults):", ""]
+                  "`QueryGenerator.default().generate([keywords], n=3, max_new_tokens=64, seed=0)` (the defaults:",
+                  "constrained, sampling defaults, lexicon, reranking if the generation config asks for it):", ""]
         for ex in s["examples"]:
             lines += [f"**{ex['keywords']}**", ""]
             lines += [f"- `{q}`" + ("" if ok else " (INVALID)") for q, ok in zip(ex["queries"], ex["valid"])]
@@ -112,6 +122,7 @@ def write_card(path: Path, summary: dict, quality: Optional[dict] = None) -> Non
         "## Limits",
         "",
         "- Uncased: the model writes lower case (operators excepted) and strips accents.",
+        "- The lexicon keeps out non-words, not wrong words: a real word can still be off the topic.",
         "- It knows what MiniLM learnt from sentence pairs, and a few hundred query pairs: on medical",
         "  reviews it writes the reviews' own concepts and common synonyms, not the MeSH headings and",
         "  long truncation lists an information specialist would add.",

