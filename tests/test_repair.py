@@ -485,3 +485,20 @@ def test_repair_is_identity_on_a_valid_field_named_like_an_answer_label(text):
 def test_repair_is_idempotent_on_answers(text):
     once = repair(text)
     assert repair(once.text).text == once.text and repair(once.text).edits == ()
+
+
+@pytest.mark.parametrize("text", ['v*ñ>="Ĕé" NOTOT', '( "Ħ") NOT5[a0aq]'])
+def test_shortest_completion_of_a_valid_query_with_a_glued_operator_is_empty(text):
+    """Fuzz findings: after a phrase or ``)`` the contextual lexer reads ``NOTOT`` as ``NOT OT``."""
+    assert is_valid(text) and shortest_completion(text) == ""
+
+
+@pytest.mark.parametrize("text", [' "éaw* βё?\'s*/bü0/```b"\nNOT\n"ĳ|"', '"a ``` b" OR c'])
+def test_repair_is_identity_on_a_valid_query_holding_answer_markup(text):
+    """Fuzz finding: a code fence inside a phrase is no answer wrapper."""
+    assert repair(text).edits == ()
+
+
+def test_repair_is_idempotent_on_a_cut_dict_answer():
+    once = repair("((((({'query': \" ( ")
+    assert repair(once.text).text == once.text and repair(once.text).edits == ()
