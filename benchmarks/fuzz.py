@@ -187,8 +187,8 @@ def run_one(cls: str, text: str, checks: dict[str, Callable[[str], None]], run: 
     """Run every check on one input and record the outcomes in ``run``."""
     for name, check in checks.items():
         outcome = None
-        if timeout:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+        if timeout:  # then again every second: an alarm raised inside a gc callback is ignored by Python
+            signal.setitimer(signal.ITIMER_REAL, timeout, min(timeout, 1.0))
         start = time.perf_counter()
         try:
             check(text)
