@@ -214,3 +214,19 @@ def test_the_parser_loaded_from_the_lark_cache_parses_like_a_fresh_one(tmp_path,
                 cached.parse(text)
         else:
             assert cached.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, valid",
+    [
+        ('"a"[MeSH Terms]', True),
+        ("a[Conflict of Interest Statement]", True),
+        ("a[Title/Abstract:~3]", True),
+        ('"climate change"[s people OR changing matter OR changing process]', False),  # words hidden in a tag
+        ("a[tiab ]", False),
+        ("a[ab  c]", False),
+    ],
+)
+def test_a_tag_is_at_most_four_parts_for_the_parser_and_llguidance(llg_accepts, text, valid):
+    assert is_valid(text) is valid
+    assert llg_accepts(text) is valid
