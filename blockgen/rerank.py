@@ -76,15 +76,25 @@ class Reranker:
     def rerank(self, prompt: str, candidates: Sequence[Any], n: Optional[int] = None) -> list[Any]:
         """``candidates`` (``GeneratedQuery``) without repeated terms, most similar to ``prompt`` first
         (those with at least ``min_blocks`` blocks before the others); the first ``n`` when given.
-        Candidates that do not parse keep their text and rank last."""
+        Candidates that do not parse keep their text and rank last; before them, those with a
+        field tag PubMed does not know (``"x"[s people OR changing]``: words hidden in a tag)."""
         from blockgen.query import blocks
 
         cleaned = dedupe([without_repeats(c) for c in candidates])
         scores = self.similarities(prompt, [c.text for c in cleaned])
         few = [c.query is None or len(blocks(c.query)) < self.min_blocks for c in cleaned]
-        order = sorted(range(len(cleaned)), key=lambda i: (cleaned[i].query is None, few[i], -scores[i]))
+        odd = [c.query is not None and _unknown_tags(c.query) for c in cleaned]
+        order = sorted(range(len(cleaned)), key=lambda i: (cleaned[i].query is None, odd[i], few[i], -scores[i]))
         ranked = [cleaned[i] for i in order]
         return ranked if n is None else ranked[:n]
+
+
+def _unknown_tags(query: Any) -> bool:
+    """Whether a leaf of ``query`` carries a field tag that is none of PubMed's."""
+    from blockgen.dialects.tags import parse_tag
+    from blockgen.query import terms
+
+    return any(not parse_tag(getattr(leaf, "tag", None)).known for leaf in terms(query))
 
 
 def without_repeats(candidate: Any) -> Any:

@@ -125,3 +125,10 @@ def test_flatten_merges_nested_ors_and_ands_top_down():
     assert flatten(mixed) == And((Term("a"), Or((Term("b"), Term("c"), Term("d"))), Not(Term("e"), Term("f"))))
     already = And((Term("a"), Term("b")))
     assert flatten(already) is already
+
+
+def test_a_tag_is_known_in_any_of_pubmeds_spellings_and_unknown_otherwise():
+    from blockgen.dialects.tags import parse_tag
+
+    assert all(parse_tag(t).known for t in (None, "tiab", "MeSH Terms", "Title/Abstract:~3", "majr"))
+    assert not any(parse_tag(t).known for t in ("s people OR changing", "per objective"))

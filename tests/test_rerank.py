@@ -71,6 +71,14 @@ def test_min_blocks_ranks_candidates_with_enough_blocks_first():
     assert ranked[-1] == "acne treatment" and set(ranked[:2]) == {"acne AND therapy", "climate AND change"}
 
 
+def test_candidates_with_tags_pubmed_does_not_know_rank_after_the_others():
+    prompt = "acne treatment"
+    hidden = candidate('"acne treatment"[s people OR changing]')
+    cands = [hidden, candidate("acne[tiab] AND therapy[MeSH Terms]"), candidate("climate")]
+    ranked = [c.text for c in reranker().rerank(prompt, cands)]
+    assert ranked[-1] == hidden.text and len(ranked) == 3
+
+
 def test_a_generator_with_a_reranker_draws_oversample_times_n_and_reranks():
     from blockgen import QueryGenerator
     from tests.tiny_models import small_tokenizer, tiny_llama

@@ -94,6 +94,11 @@ class Tag:
     proximity: Optional[int] = None
 
     @property
+    def known(self) -> bool:
+        """Whether the field is one of PubMed's tags (any spelling in :data:`CANONICAL`), or none."""
+        return self.field is None or self.field in CANONICAL.values()
+
+    @property
     def heading(self) -> bool:
         """Whether the tag matches a subject heading by name (``Mesh``, ``majr`` ...)."""
         return self.field in HEADING_TAGS
