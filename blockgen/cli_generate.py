@@ -35,6 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template with {keywords} and no other {field}")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-rerank", action="store_true",
+                   help="keep the first n distinct candidates instead of drawing more and reranking them "
+                        "(the embedded model reranks by default: faster without)")
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="generate on Ray workers (blockgen.distributed): a local Ray instance, or join ADDRESS ('auto', 'host:6379')")
@@ -113,6 +116,7 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                 seed=args.seed,
                 batch_size=args.batch_size,
                 progress=len(prompts) > 1,
+                rerank=False if args.no_rerank else None,
             )
     except (GenerationError, ModelLoadError, InputError) as err:
         return report(stderr, err, "blockgen generate")

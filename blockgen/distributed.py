@@ -102,6 +102,7 @@ def generate_on_ray(
     seed: int = 0,
     batch_size: int = 32,
     progress: bool = True,
+    rerank: Optional[bool] = None,
 ) -> list:
     """Generate ``n`` candidates per prompt on Ray; returns what ``QueryGenerator.generate`` returns.
 
@@ -140,7 +141,8 @@ def generate_on_ray(
         ray.init(address=None if address in (None, "local") else address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         return _run(ray, prompts, model, adapter, template, workers, cpus_per_worker, gpus_per_worker, device, prompts_per_task, progress,
-                    dict(n=n, constrained=constrained, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size))
+                    dict(n=n, constrained=constrained, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
+                         rerank=rerank))
     finally:
         if started:
             ray.shutdown()
@@ -211,4 +213,5 @@ def generate_from_args(prompts: Sequence[str], args: Any) -> list:
         seed=args.seed,
         batch_size=args.batch_size,
         progress=len(prompts) > 1,
+        rerank=False if getattr(args, "no_rerank", False) else None,
     )

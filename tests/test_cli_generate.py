@@ -146,3 +146,20 @@ def test_free_candidates_that_are_not_queries_are_left_out_and_counted(model_dir
         )
     else:
         assert err == ""
+
+
+@pytest.mark.parametrize("flag, expected", [([], None), (["--no-rerank"], False)])
+def test_no_rerank_turns_the_models_reranking_off(model_dir, monkeypatch, flag, expected):
+    from blockgen.generate import QueryGenerator
+
+    seen = {}
+    original = QueryGenerator.generate
+
+    def spy(self, prompts, **options):
+        seen.update(options)
+        return original(self, prompts, **options)
+
+    monkeypatch.setattr(QueryGenerator, "generate", spy)
+    code, out, err = _run(["acne", "-n", "2", "--max-new-tokens", "6", "--model", str(model_dir), *flag])
+    assert code == 0, err
+    assert seen["rerank"] is expected
