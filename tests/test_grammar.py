@@ -223,8 +223,9 @@ def test_the_parser_loaded_from_the_lark_cache_parses_like_a_fresh_one(tmp_path,
         ("a[Conflict of Interest Statement]", True),
         ("a[Title/Abstract:~3]", True),
         ('"climate change"[s people OR changing matter OR changing process]', False),  # words hidden in a tag
-        ("a[tiab ]", False),
+        ("a[tiab ]", True),
         ("a[ab  c]", False),
+        ("a[x-" + "spleen/" * 4 + "]", False),  # a part longer than 24 characters
     ],
 )
 def test_a_tag_is_at_most_four_parts_for_the_parser_and_llguidance(llg_accepts, text, valid):
