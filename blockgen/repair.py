@@ -799,7 +799,8 @@ def _prose_label(text: str, answer: Extraction) -> bool:
     if answer.source != "prose":
         return False
     start = text.find(answer.text)
-    return start > 0 and text[start - 1] in " \t"
+    # a label inside the query's own group (`(Query: "x")`) is a field filter, no prose
+    return start > 0 and text[start - 1] in " \t" and not any(c in "()" for c in text[:start])
 
 
 def _as_it_is(text: str, cut_off: bool) -> Optional[RepairResult]:

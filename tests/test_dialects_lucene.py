@@ -231,3 +231,9 @@ def test_tantivy_agrees_on_precedence_and_exclusion(engine):
 def test_lucene_writes_field_names_and_quoted_comparisons_it_reads_back(text):
     query = blockgen.parse(text)
     assert read(write(query, "lucene").text, "lucene").query == query
+
+
+@pytest.mark.parametrize("text", ["(OR? q)", '"C-x AND? "', "NOT? a"])
+def test_lucene_escapes_a_wildcard_variant_spelt_like_an_operator(text):
+    written = write(blockgen.parse(text), "lucene").text
+    assert read(written, "lucene").query is not None and "\\" in written

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from blockgen.dialects import DialectError, read, write
+from blockgen.parser import parse
 from blockgen.evaluate import Document, Evaluator
 from blockgen.query import And, Comparison, Field, Not, Or, Phrase, Term
 
@@ -84,3 +85,10 @@ def test_ovid_writing_means_the_tree_when_it_is_exact(query, docs):
 def test_adj3_means_at_most_two_words_between_in_any_order(title, matches):
     query = read("(heart adj3 attack).ti.", "ovid").query
     assert EV.matches(query, Document({"ti": title})) is matches
+
+
+@pytest.mark.parametrize("text", ["cafe\u0301", '"\U000bc86f"', "and\U0001371b"])
+def test_ovid_reads_text_in_nfc_and_keeps_private_and_unassigned_characters(text):
+    # found by benchmarks.fuzz: the tree must be what blockgen reads back from its own text
+    query = read(text, "ovid").query
+    assert parse(str(query)) == query

@@ -8,7 +8,7 @@ from typing import Optional
 import pytest
 from hypothesis import given, strategies as st
 
-from blockgen import is_valid, parse
+from blockgen import format_query, is_valid, parse
 from blockgen.grammar import lark_parser, terminal_regex
 from blockgen.text import normalise
 from blockgen.query import Comparison, Field, Phrase, Term
@@ -502,3 +502,9 @@ def test_repair_is_identity_on_a_valid_query_holding_answer_markup(text):
 def test_repair_is_idempotent_on_a_cut_dict_answer():
     once = repair("((((({'query': \" ( ")
     assert repair(once.text).text == once.text and repair(once.text).edits == ()
+
+
+def test_repair_keeps_a_label_inside_a_group_as_the_field_filter_it_is():
+    # found by benchmarks.fuzz: only a prose label that opens the answer is taken as prose
+    text = ' (\nQuERY: "pain relief" ) '
+    assert repair(text).text == format_query(parse(text))

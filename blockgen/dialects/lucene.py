@@ -452,7 +452,8 @@ class _Writer:
                 self.note("wildcard approximated", f"{word!r}: more than {_MAX_WILDCARD_VARIANTS} '?' written as '*'")
         else:
             variants = [word]
-        return self._any([self._on(f, _escape(v)) for v in variants for f in fields])
+        # a variant spelt like an operator (`OR?` -> `OR`) is escaped, or Lucene reads the operator
+        return self._any([self._on(f, "\\" + v if v in ("AND", "OR", "NOT") else _escape(v)) for v in variants for f in fields])
 
     def _phrase(self, words: list[str], fields: list[Optional[str]], slop: Optional[int] = None) -> str:
         body = " ".join(w.replace("\\", "\\\\").replace('"', '\\"') for w in words)

@@ -80,6 +80,7 @@ from blockgen.dialects.tags import CANONICAL, OVID_SUFFIX, Tag, canonical, parse
 from blockgen.grammar import letter_class, terminal_regex
 from blockgen.parser import is_valid
 from blockgen.query import And, Comparison, Field, Node, Not, Or, Phrase, Term, make_and, make_or
+from blockgen.text import normalise
 
 __all__ = ["LIMIT_KINDS", "Ovid", "OvidConversion", "OvidError", "convert_ovid", "from_ovid", "summarize"]
 
@@ -724,7 +725,7 @@ def _sanitize(line: str, sink: _Sink) -> str:
     for ch in line:
         if ch in _BLANK_CONTROLS:
             out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") and ch not in "\u200d":
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in "\u200d":
             dropped.append(ch)
         else:
             out.append(ch)
@@ -883,6 +884,7 @@ def _read_strategy(strategy: str) -> tuple[Node, tuple[Note, ...], int]:
     """The query of a strategy, its notes and its number of non-empty lines (or OvidError)."""
     if not isinstance(strategy, str):
         raise TypeError(f"convert_ovid() needs the strategy text, not {type(strategy).__name__}")
+    strategy = normalise(strategy)  # NFC, as every reader of blockgen.text
     notes: list[Note] = []
     lines = _strategy_lines(strategy, notes)
     if not lines:
