@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import warnings
 
 import pytest
@@ -132,3 +134,13 @@ def test_a_tag_is_known_in_any_of_pubmeds_spellings_and_unknown_otherwise():
 
     assert all(parse_tag(t).known for t in (None, "tiab", "MeSH Terms", "Title/Abstract:~3", "majr"))
     assert not any(parse_tag(t).known for t in ("s people OR changing", "per objective"))
+
+
+@pytest.mark.parametrize("dialect", ["pubmed", "ovid"])
+def test_a_not_whose_right_side_is_dropped_keeps_its_left_side_with_a_note(dialect):
+    from blockgen.query import And, Field, Not, Term
+
+    writing = blockgen.dialects.write(And((Term("b"), Not(Term("a"), Field("x", "y")))), dialect)
+    words = re.findall(r"\w+", writing.text.lower())
+    assert "a" in words and "b" in words and "not" not in words, writing.text
+    assert [n.kind for n in writing.notes].count("term dropped") == 2

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from blockgen.query import And, Node, Not, Or
 
-__all__ = ["children", "flatten", "fold_nodes", "is_inner", "map_leaves"]
+__all__ = ["BOTH_SIDES", "children", "flatten", "fold_nodes", "is_inner", "map_leaves", "not_with_dropped_side"]
 
 T = TypeVar("T")
 
@@ -110,3 +110,20 @@ def map_leaves(query: Node, fn: Callable[[Node], Optional[Node]]) -> Optional[No
         return make_or(kept) if isinstance(node, Or) else make_and(kept)
 
     return fold_nodes(query, fn, inner)
+
+
+#: What :func:`not_with_dropped_side` returns when a NOT kept both its sides.
+BOTH_SIDES = object()
+
+
+def not_with_dropped_side(kids: list, note: Callable[[str, str], None]) -> Any:
+    """What a writer keeps of a NOT whose written sides are ``kids`` (``None``: dropped): nothing
+    when its left side was dropped, its left side when its right side was dropped (each noted
+    through ``note(kind, detail)``), :data:`BOTH_SIDES` when neither was."""
+    if kids[0] is None:
+        note("term dropped", "a NOT whose left side was dropped is dropped")
+        return None
+    if kids[1] is None:
+        note("term dropped", "a NOT whose right side was dropped keeps only its left side")
+        return kids[0]
+    return BOTH_SIDES

@@ -74,7 +74,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from blockgen.dialects._walk import flatten, fold_nodes, map_leaves
+from blockgen.dialects._walk import BOTH_SIDES, flatten, fold_nodes, map_leaves, not_with_dropped_side
 from blockgen.dialects.base import Dialect, DialectError, Note, Reading, Writing
 from blockgen.dialects.tags import CANONICAL, OVID_SUFFIX, Tag, canonical, parse_tag, tag_text
 from blockgen.grammar import letter_class, terminal_regex
@@ -1139,12 +1139,9 @@ class _Writer:
 
     def inner(self, node: Node, kids: list[Optional[_Out]]) -> Optional[_Out]:
         if isinstance(node, Not):
-            if kids[0] is None:
-                self.note("term dropped", "a NOT whose left side was dropped is dropped")
-                return None
-            if kids[1] is None:
-                self.note("term dropped", "a NOT whose right side was dropped keeps only its left side")
-                return kids[0]
+            kept = not_with_dropped_side(kids, self.note)
+            if kept is not BOTH_SIDES:
+                return kept
         parts = [k for k in kids if k is not None]
         if not parts:
             return None

@@ -42,7 +42,7 @@ from typing import Optional
 from lark import Token
 
 from blockgen.dialects import _lark
-from blockgen.dialects._walk import fold_nodes
+from blockgen.dialects._walk import BOTH_SIDES, fold_nodes, not_with_dropped_side
 from blockgen.dialects.base import Dialect, DialectError, Note, Reading, Writing
 from blockgen.dialects.tags import CANONICAL, DATE_TAGS, canonical, parse_tag
 from blockgen.query import And, Comparison, Field, Node, Not, Or, Phrase, Term, make_and, make_or
@@ -371,12 +371,9 @@ class _Writer:
         def inner(node: Node, kids: list) -> Optional[tuple[str, Node]]:
             parts = [(text, child) for (text, child) in (k for k in kids if k is not None)]
             if isinstance(node, Not):
-                if kids[0] is None:
-                    self.note("term dropped", "a NOT whose left side was dropped is dropped")
-                    return None
-                if kids[1] is None:
-                    self.note("term dropped", "a NOT whose right side was dropped keeps only its left side")
-                    return kids[0]
+                kept = not_with_dropped_side(kids, self.note)
+                if kept is not BOTH_SIDES:
+                    return kept
                 (left, lnode), (right, rnode) = kids
                 left = left if not _compound(lnode) or isinstance(lnode, (And, Not)) else f"({left})"
                 right = f"({right})" if _compound(rnode) else right
