@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, TextIO
+from typing import Any, Optional, TextIO
 
 from blockgen.cli_io import InputError, decode, json_line, read_text, report, split_lines
 from blockgen.errors import GenerationError, ModelLoadError
@@ -84,6 +84,22 @@ def _check_options(args) -> None:
     Sampling(temperature=1.0 if args.temperature is None else args.temperature, top_p=1.0 if args.top_p is None else args.top_p)
 
 
+def generate_options(args: Any, prompts: int) -> dict[str, Any]:
+    """The options of ``QueryGenerator.generate`` (and ``generate_on_ray``) that the command's
+    arguments set, for ``prompts`` prompts (a progress bar for more than one)."""
+    return dict(
+        n=args.n,
+        constrained=not args.free,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=prompts > 1,
+        rerank=False if args.no_rerank else None,
+    )
+
+
 def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, stdin: Optional[TextIO] = None) -> int:
     """Run ``blockgen generate``; returns the exit code (0 ok, 2 usage or model error)."""
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
@@ -106,18 +122,7 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                 gen = QueryGenerator.from_pretrained(args.model, adapter=args.adapter, device=args.device, template=args.template)
             else:
                 gen = QueryGenerator.default(device=args.device, template=args.template)
-            results = gen.generate(
-                prompts,
-                n=args.n,
-                constrained=not args.free,
-                max_new_tokens=args.max_new_tokens,
-                temperature=args.temperature,
-                top_p=args.top_p,
-                seed=args.seed,
-                batch_size=args.batch_size,
-                progress=len(prompts) > 1,
-                rerank=False if args.no_rerank else None,
-            )
+            results = gen.generate(prompts, **generate_options(args, len(prompts)))
     except (GenerationError, ModelLoadError, InputError) as err:
         return report(stderr, err, "blockgen generate")
     invalid = 0

@@ -197,6 +197,8 @@ def _pipeline(ray, prompts, model, adapter, template, workers, cpus, gpus, devic
 
 def generate_from_args(prompts: Sequence[str], args: Any) -> list:
     """``blockgen generate --ray [ADDRESS]``: :func:`generate_on_ray` with the command's options."""
+    from blockgen.cli_generate import generate_options
+
     return generate_on_ray(
         prompts,
         model=args.model,
@@ -205,13 +207,5 @@ def generate_from_args(prompts: Sequence[str], args: Any) -> list:
         address=args.ray,
         device=args.device,
         gpus_per_worker=1 if (args.device or "").startswith("cuda") else 0,
-        n=args.n,
-        constrained=not args.free,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        progress=len(prompts) > 1,
-        rerank=False if getattr(args, "no_rerank", False) else None,
+        **generate_options(args, len(prompts)),
     )
