@@ -131,10 +131,13 @@ def engine_decode(generator: Any, spec: Any, lltok: Any, keywords: str, n: int, 
 
 # --------------------------------------------------------------------------- blockgen's way
 def blockgen_decode(generator: Any, keywords: str, n: int, budget: int, temperature: float, top_p: float, seed: int, batch_size: int) -> list[dict[str, Any]]:
-    """``n`` independent samples for one prompt through ``QueryGenerator.generate(constrained=True)``."""
+    """``n`` independent samples for one prompt through ``QueryGenerator.generate(constrained=True)``
+    (without the model's lexicon and reranking, which the engine way does not have)."""
     from blockgen import is_valid, terms
 
-    out = generator.generate([keywords] * n, n=1, constrained=True, max_new_tokens=budget, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size)
+    # no lexicon and no reranking: the engine way has neither, so only the closing differs
+    out = generator.generate([keywords] * n, n=1, constrained=True, max_new_tokens=budget, temperature=temperature, top_p=top_p, seed=seed,
+                             batch_size=batch_size, lexicon=False, rerank=False)
     records = []
     for cands in out:
         for c in cands:
