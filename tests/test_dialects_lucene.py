@@ -237,3 +237,10 @@ def test_lucene_writes_field_names_and_quoted_comparisons_it_reads_back(text):
 def test_lucene_escapes_a_wildcard_variant_spelt_like_an_operator(text):
     written = write(blockgen.parse(text), "lucene").text
     assert read(written, "lucene").query is not None and "\\" in written
+
+
+@pytest.mark.parametrize("text", ['"??" AND a', '"x ??"'])
+def test_lucene_writes_no_empty_wildcard_variant(text):
+    writing = write(blockgen.parse(text), "lucene")
+    assert read(writing.text, "lucene").query is not None
+    assert "wildcard approximated" in [n.kind for n in writing.notes]

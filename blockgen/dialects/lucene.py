@@ -452,6 +452,9 @@ class _Writer:
                 self.note("wildcard approximated", f"{word!r}: more than {_MAX_WILDCARD_VARIANTS} '?' written as '*'")
         else:
             variants = [word]
+        if "" in variants:  # `??` may stand for nothing at all: no Lucene term does
+            variants = [v for v in variants if v] or [word.replace("?", "*")]
+            self.note("wildcard approximated", f"{word!r} may match nothing; written without the empty variant")
         # a variant spelt like an operator (`OR?` -> `OR`) is escaped, or Lucene reads the operator
         return self._any([self._on(f, "\\" + v if v in ("AND", "OR", "NOT") else _escape(v)) for v in variants for f in fields])
 
