@@ -144,3 +144,12 @@ def test_a_not_whose_right_side_is_dropped_keeps_its_left_side_with_a_note(diale
     words = re.findall(r"\w+", writing.text.lower())
     assert "a" in words and "b" in words and "not" not in words, writing.text
     assert [n.kind for n in writing.notes].count("term dropped") == 2
+
+
+def test_typographic_quotes_inside_a_phrase_are_escaped_for_lucene_and_dropped_with_a_note_for_pubmed():
+    # found by benchmarks.fuzz: both readers take typographic quotes for quotes
+    query = blockgen.parse('"a \u201cb\u201d" AND c')
+    assert blockgen.dialects.read(blockgen.dialects.write(query, "lucene").text, "lucene").query == query
+    pubmed = blockgen.dialects.write(query, "pubmed")
+    assert "characters dropped" in [n.kind for n in pubmed.notes]
+    assert blockgen.dialects.read(pubmed.text, "pubmed").query == blockgen.parse('"a b" AND c')

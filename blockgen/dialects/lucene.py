@@ -459,7 +459,7 @@ class _Writer:
         return self._any([self._on(f, "\\" + v if v in ("AND", "OR", "NOT") else _escape(v)) for v in variants for f in fields])
 
     def _phrase(self, words: list[str], fields: list[Optional[str]], slop: Optional[int] = None) -> str:
-        body = " ".join(w.replace("\\", "\\\\").replace('"', '\\"') for w in words)
+        body = " ".join(re.sub(r'(["\\\\\u201c\u201d\u201e\u201f])', r"\\\1", w) for w in words)  # quotes the reader knows, escaped
         tail = f"~{slop}" if slop is not None else ""
         return self._any([self._on(f, f'"{body}"{tail}') for f in fields])
 

@@ -114,6 +114,10 @@ def _implicit_and(tokens: list[Token], notes: list[Note]) -> list[Token]:
     return out
 
 
+#: Quotes the PubMed reader reads like a straight one (so no phrase may hold them).
+_TYPOGRAPHIC_QUOTES = frozenset("\u201c\u201d\u201e\u201f")
+
+
 class _Builder:
     """Fold rules from the PubMed parse tree to query nodes."""
 
@@ -319,6 +323,14 @@ class _Writer:
         return self._truncate(word)
 
     def leaf(self, node: Node) -> Optional[str]:
+        if isinstance(node, (Term, Phrase)) and any(q in node.text for q in _TYPOGRAPHIC_QUOTES):
+            # PubMed reads typographic quotes as quotes: inside a phrase they cannot be written
+            kept = "".join(c for c in node.text if c not in _TYPOGRAPHIC_QUOTES).strip()
+            self.note("characters dropped", f"{node.text!r}: typographic quotes cannot stand inside a PubMed phrase: dropped")
+            if not kept:
+                self.note("term dropped", f"{node.text!r} holds nothing else: dropped")
+                return None
+            node = type(node)(" ".join(kept.split()), node.tag)
         if isinstance(node, (Term, Phrase)):
             tag = parse_tag(node.tag)
             short = canonical(node.tag)
