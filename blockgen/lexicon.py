@@ -354,13 +354,12 @@ def _check(raw: bytes, word: str, lexicon: Lexicon) -> bool:
 
 
 class LexiconState:
-    """The word being written: its folded letters, whether it is inside a field tag, cut UTF-8 bytes."""
+    """The word being written: its folded letters and the cut UTF-8 bytes of its last token."""
 
-    __slots__ = ("word", "in_tag", "pending", "free")
+    __slots__ = ("word", "pending", "free")
 
-    def __init__(self, word: str = "", in_tag: bool = False, pending: bytes = b"", free: bool = False):
+    def __init__(self, word: str = "", pending: bytes = b"", free: bool = False):
         self.word = word
-        self.in_tag = in_tag
         self.pending = pending
         #: the word so far was forced (budget) and is no known prefix: not checked until it ends
         self.free = free
@@ -375,7 +374,7 @@ class LexiconState:
                 text, pending = data[: err.start].decode("utf-8", "replace"), data[err.start:]
             else:
                 text, pending = data.decode("utf-8", "replace"), b""
-        word, in_tag, free = self.word, self.in_tag, self.free
+        word, free = self.word, self.free
         for ch in text:
             if _is_letter(ch):
                 word += fold(ch)
@@ -385,7 +384,7 @@ class LexiconState:
             if word and lexicon is not None and not free and ch not in WILDCARDS and not lexicon.is_word(word):
                 return None
             word, free = "", False
-        return LexiconState(word, in_tag, pending, free)
+        return LexiconState(word, pending, free)
 
     def at_end(self, lexicon: Optional[Lexicon]) -> bool:
         """Whether the query may end here (the last word is complete)."""
