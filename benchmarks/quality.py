@@ -23,7 +23,9 @@ cache directory), ``nolexicon`` (the new default model, constrained, without its
 without reranking), ``constrained`` and ``free`` (the new default model with and without the
 grammar, with its lexicon, without reranking) and ``reranked`` (the default model as
 ``QueryGenerator.default().generate`` runs it: constrained, lexicon, ``oversample`` x n drawn,
-repeated terms dropped, the n most similar to the prompt kept: :mod:`blockgen.rerank`). Each prompt gets ``--n`` (10)
+repeated terms dropped, each candidate anchored on the prompt's concepts (:mod:`blockgen.anchor`), the n
+most similar to the prompt kept: :mod:`blockgen.rerank`) and ``unanchored`` (the same without
+anchoring: ``generate(anchor=False)``). Each prompt gets ``--n`` (10)
 candidates, seed ``--seed + prompt index``.
 
 Metrics, per source:
@@ -65,7 +67,7 @@ from benchmarks.data import ROOT, DataError, load_clef_topics, load_context, loa
 from blockgen.repeats import repeated_terms, term_key
 
 NAME = "quality"
-ROWS = ("copy", "previous", "nolexicon", "constrained", "free", "reranked")
+ROWS = ("copy", "previous", "nolexicon", "constrained", "free", "unanchored", "reranked")
 SOURCES = ("clef", "sim4ia")
 PREVIOUS_COMMIT = "ca48362"
 PREVIOUS_DIR = "blockgen/default_model"
@@ -398,8 +400,8 @@ def systems(rows: Sequence[str], model_dir: Optional[Path], n: int, max_new_toke
         path = previous_model()
         return QueryGenerator.from_pretrained(path / "base", adapter=path / "adapter", device="cpu")
 
-    def reranked(prompt: str, seed: int):
-        return new_model().generate([prompt], n=n, max_new_tokens=max_new_tokens, seed=seed, rerank=True)[0]
+    def reranked(prompt: str, seed: int, **options):
+        return new_model().generate([prompt], n=n, max_new_tokens=max_new_tokens, seed=seed, rerank=True, **options)[0]
 
     def plain(prompt: str, seed: int, **options):
         return new_model().generate([prompt], n=n, max_new_tokens=max_new_tokens, seed=seed, rerank=False, **options)[0]
@@ -409,6 +411,7 @@ def systems(rows: Sequence[str], model_dir: Optional[Path], n: int, max_new_toke
         "nolexicon": lambda p, s: plain(p, s, lexicon=False),
         "constrained": lambda p, s: plain(p, s),
         "free": lambda p, s: plain(p, s, constrained=False),
+        "unanchored": lambda p, s: reranked(p, s, anchor=False),
         "reranked": reranked,
     }
     return {r: table[r] for r in rows if r in table}

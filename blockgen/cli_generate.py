@@ -38,6 +38,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-rerank", action="store_true",
                    help="keep the first n distinct candidates instead of drawing more and reranking them "
                         "(the embedded model reranks by default: faster without)")
+    p.add_argument("--no-anchor", action="store_true",
+                   help="rerank the model's candidates as written instead of rebuilding each on the prompt's "
+                        "own concepts with the model's close synonyms (the embedded model anchors by default)")
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="generate on Ray workers (blockgen.distributed): a local Ray instance, or join ADDRESS ('auto', 'host:6379')")
@@ -97,6 +100,7 @@ def generate_options(args: Any, prompts: int) -> dict[str, Any]:
         batch_size=args.batch_size,
         progress=prompts > 1,
         rerank=False if args.no_rerank else None,
+        anchor=False if args.no_anchor else None,
     )
 
 
@@ -143,6 +147,7 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                         "steered": c.steered,
                         "dropped_repeats": c.dropped_repeats,
                         "note": c.note,
+                        "anchored": c.anchored,
                     }
                     for c in cands
                 ],

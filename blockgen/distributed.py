@@ -103,6 +103,7 @@ def generate_on_ray(
     batch_size: int = 32,
     progress: bool = True,
     rerank: Optional[bool] = None,
+    anchor: Optional[bool] = None,
 ) -> list:
     """Generate ``n`` candidates per prompt on Ray; returns what ``QueryGenerator.generate`` returns.
 
@@ -142,7 +143,7 @@ def generate_on_ray(
     try:
         return _run(ray, prompts, model, adapter, template, workers, cpus_per_worker, gpus_per_worker, device, prompts_per_task, progress,
                     dict(n=n, constrained=constrained, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
-                         rerank=rerank))
+                         rerank=rerank, anchor=anchor))
     finally:
         if started:
             ray.shutdown()

@@ -52,7 +52,9 @@ class GeneratedQuery:
     ``cut_off``: decoding stopped at ``max_new_tokens`` rather than at EOS;
     ``steered``: budget-aware closing (or the repeat rule) changed at least one token;
     ``dropped_repeats``: repeated terms dropped from ``text`` by the final pass (the budget
-    forced them, or free output had them); ``note``: why the candidate is not valid, if so.
+    forced them, or free output had them); ``note``: why the candidate is not valid, if so;
+    ``anchored``: ``text`` is the model's query rebuilt on the prompt's concepts
+    (:mod:`blockgen.anchor`; ``raw_text`` keeps what the model wrote).
     """
 
     text: str
@@ -67,6 +69,7 @@ class GeneratedQuery:
     steered: bool = False
     dropped_repeats: int = 0
     note: str = ""
+    anchored: bool = False
 
     @property
     def mean_logprob(self) -> float:
@@ -247,6 +250,7 @@ class QueryGenerator:
         no_repeats: bool = True,
         lexicon: Union[None, bool, Lexicon] = None,
         rerank: Optional[bool] = None,
+        anchor: Optional[bool] = None,
     ) -> list[list[GeneratedQuery]]:
         """Write ``n`` distinct candidate queries for each prompt (keywords), best first.
 
@@ -267,6 +271,9 @@ class QueryGenerator:
         ``rerank``: draw ``n * self.oversample`` candidates and keep the ``n`` that
         ``self.reranker`` ranks first (:mod:`blockgen.rerank`: closest in meaning to the prompt);
         ``None``: when the generator has a reranker (the default model does), ``False``: never.
+        ``anchor``: when reranking, rebuild each candidate on the prompt's own concepts with the
+        model's close synonyms (:mod:`blockgen.anchor`); ``None``: when the reranker has anchor
+        settings (the default model's does), ``False``: never.
         Free decoding (``constrained=False``) can run out of budget before anything
         repairable is written: such candidates are returned with ``valid=False`` and a
         ``note``, ranked last.
@@ -289,6 +296,8 @@ class QueryGenerator:
             if not p.strip():
                 raise GenerationError(f"prompt {i} is empty: give the keywords the query is about")
         _whole(n, "n", 1)
+        if anchor is not None and not isinstance(anchor, bool):
+            raise GenerationError(f"anchor must be True, False or None, not {anchor!r}")
         reranker = self._reranker(rerank)
         want = n * self.oversample if reranker is not None else n
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < MIN_BUDGET:
@@ -353,7 +362,8 @@ class QueryGenerator:
         ranked = [sorted(d.values(), key=lambda g: (not g.valid, -g.logprob))[:want] for d in found]
         if reranker is None:
             return ranked
-        return [reranker.rerank(p, cands, n) for p, cands in zip(prompt_list, ranked)]
+        extra = {} if anchor is None else {"anchor": anchor}  # a reranker of one's own may not know it
+        return [reranker.rerank(p, cands, n, **extra) for p, cands in zip(prompt_list, ranked)]
 
     @property
     def reranker(self) -> Any:

@@ -247,14 +247,18 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
     if rerank is not None and "reranker" not in options:
         from blockgen.rerank import shared_reranker
 
+        from blockgen.anchor import AnchorSettings
+
         min_blocks = rerank.get("min_blocks", 1)
-        options["reranker"] = lambda: shared_reranker(min_blocks=min_blocks)
+        anchor = AnchorSettings.from_dict(rerank["anchor"]) if isinstance(rerank.get("anchor"), dict) else None
+        options["reranker"] = lambda: shared_reranker(min_blocks=min_blocks, anchor=anchor)
         options.setdefault("oversample", rerank.get("oversample", 2))
     return QueryGenerator(model, tokenizer, device=device, **options)
 
 
 def rerank_settings(path: Union[str, Path]) -> Optional[dict]:
-    """The ``"rerank"`` object of a ``generation_config.json`` (``oversample``, ``min_blocks``), or
+    """The ``"rerank"`` object of a ``generation_config.json`` (``oversample``, ``min_blocks``,
+    ``anchor``: :class:`blockgen.anchor.AnchorSettings` as an object), or
     ``None``: the model's candidates are not reranked by default."""
     file = Path(path)
     if not file.is_file():

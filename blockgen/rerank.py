@@ -14,15 +14,22 @@ its merged LoRA adapter and causal attention, so it is not a sentence encoder an
 
 Before scoring, a candidate that repeats a term loses the repeats (``outcome OR outcome`` ->
 ``outcome``); candidates that become the same query are merged.
+
+With ``anchor`` settings (the default model has them), each candidate is first rebuilt on the
+prompt's own concepts, keeping only the model's terms that mean one of them
+(:mod:`blockgen.anchor`); when that leaves fewer than ``n`` distinct queries, narrower variants
+(fewer synonyms) fill the list.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from blockgen.anchor import AnchorSettings
 from blockgen.repeats import drop_repeated_terms
 
 #: all-MiniLM-L6-v2 reads at most this many word pieces (its sentence-transformers setting).
@@ -33,7 +40,7 @@ class Reranker:
     """Similarity of texts to a prompt with all-MiniLM-L6-v2 as a sentence encoder (CPU by default)."""
 
     def __init__(self, path: Union[str, Path, None] = None, device: str = "cpu", batch_size: int = 32,
-                 min_blocks: int = 1):
+                 min_blocks: int = 1, anchor: Optional[AnchorSettings] = None):
         import torch
         from transformers import AutoTokenizer, BertModel
 
@@ -48,7 +55,15 @@ class Reranker:
         self.batch_size = batch_size
         #: candidates with fewer concept blocks (AND/NOT operands) rank after those with enough
         self.min_blocks = min_blocks
+        #: how candidates are anchored on the prompt's concepts (``None``: not at all)
+        self.anchor = anchor
         self._torch = torch
+
+    def with_settings(self, min_blocks: int = 1, anchor: Optional[AnchorSettings] = None) -> "Reranker":
+        """A reranker with other settings that shares this one's encoder (no second load)."""
+        other = copy.copy(self)
+        other.min_blocks, other.anchor = min_blocks, anchor
+        return other
 
     def embed(self, texts: Sequence[str]):
         """Unit-length embeddings of ``texts`` (a float32 numpy array, one row each)."""
@@ -73,20 +88,50 @@ class Reranker:
         vectors = self.embed([prompt, *texts])
         return [float((v @ vectors[0] + 1) / 2) for v in vectors[1:]]
 
-    def rerank(self, prompt: str, candidates: Sequence[Any], n: Optional[int] = None) -> list[Any]:
+    def rerank(self, prompt: str, candidates: Sequence[Any], n: Optional[int] = None,
+               anchor: Optional[bool] = None) -> list[Any]:
         """``candidates`` (``GeneratedQuery``) without repeated terms, most similar to ``prompt`` first
         (those with at least ``min_blocks`` blocks before the others); the first ``n`` when given.
         Candidates that do not parse keep their text and rank last; before them, those with a
-        field tag PubMed does not know (``"x"[s people OR changing]``: words hidden in a tag)."""
+        field tag PubMed does not know (``"x"[s people OR changing]``: words hidden in a tag).
+        ``anchor``: ``None`` anchors when the reranker has anchor settings, ``False`` never."""
         from blockgen.query import blocks
 
         cleaned = dedupe([without_repeats(c) for c in candidates])
-        scores = self.similarities(prompt, [c.text for c in cleaned])
-        few = [c.query is None or len(blocks(c.query)) < self.min_blocks for c in cleaned]
-        odd = [c.query is not None and _unknown_tags(c.query) for c in cleaned]
-        order = sorted(range(len(cleaned)), key=lambda i: (cleaned[i].query is None, odd[i], few[i], -scores[i]))
-        ranked = [cleaned[i] for i in order]
+        groups = [cleaned]
+        if self.anchor is not None and anchor is not False:
+            groups = self.anchored(prompt, cleaned, n)
+        ranked = []
+        for group in groups:
+            scores = self.similarities(prompt, [c.text for c in group])
+            few = [c.query is None or len(blocks(c.query)) < self.min_blocks for c in group]
+            odd = [c.query is not None and _unknown_tags(c.query) for c in group]
+            order = sorted(range(len(group)), key=lambda i: (group[i].query is None, odd[i], few[i], -scores[i]))
+            ranked += [group[i] for i in order]
         return ranked if n is None else ranked[:n]
+
+    def anchored(self, prompt: str, candidates: Sequence[Any], n: Optional[int] = None) -> list[list[Any]]:
+        """``candidates`` anchored on the concepts of ``prompt`` (:mod:`blockgen.anchor`), distinct,
+        with narrower variants (fewer synonyms) and then broader ones (:func:`blockgen.anchor.broader`)
+        added while there are fewer than ``n``; and, while there are still
+        fewer than ``n``, a second list: the candidates as the model wrote them (ranked after)."""
+        from blockgen.anchor import anchor_queries, broader, skeleton, trimmed
+        from blockgen.concepts import thesaurus_heads
+
+        settings = self.anchor or AnchorSettings()
+        frame = skeleton(prompt, thesaurus_heads(), settings.max_blocks)
+        queries = anchor_queries(frame, [c.query for c in candidates], self.embed, settings)
+        out = dedupe([dataclasses.replace(c, text=str(q), query=q, anchored=True)
+                      for c, q in zip(candidates, queries) if q is not None])
+        if n is not None and len(out) < n:
+            extra = [dataclasses.replace(c, text=str(v), query=v) for c in list(out) for v in trimmed(c.query, frame)]
+            if out:
+                extra += [dataclasses.replace(out[0], text=str(v), query=v) for v in broader(frame)]
+            out = dedupe(out + extra)
+        if n is None or len(out) >= n:
+            return [out]
+        texts = {c.text for c in out}
+        return [out, [c for c in candidates if c.text not in texts][: n - len(out)]]
 
 
 def _unknown_tags(query: Any) -> bool:
@@ -138,7 +183,7 @@ def default_reranker() -> Reranker:
     return Reranker()
 
 
-@lru_cache(maxsize=4)
-def shared_reranker(min_blocks: int = 1) -> Reranker:
-    """One shared :class:`Reranker` per ``min_blocks`` (the encoder weights are loaded once for each)."""
-    return Reranker(min_blocks=min_blocks)
+@lru_cache(maxsize=8)
+def shared_reranker(min_blocks: int = 1, anchor: Optional[AnchorSettings] = None) -> Reranker:
+    """One shared :class:`Reranker` per setting, all on the one encoder of :func:`default_reranker`."""
+    return default_reranker().with_settings(min_blocks=min_blocks, anchor=anchor)

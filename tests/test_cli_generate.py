@@ -148,8 +148,9 @@ def test_free_candidates_that_are_not_queries_are_left_out_and_counted(model_dir
         assert err == ""
 
 
-@pytest.mark.parametrize("flag, expected", [([], None), (["--no-rerank"], False)])
-def test_no_rerank_turns_the_models_reranking_off(model_dir, monkeypatch, flag, expected):
+@pytest.mark.parametrize("flag, option, expected", [([], "rerank", None), (["--no-rerank"], "rerank", False),
+                                                    ([], "anchor", None), (["--no-anchor"], "anchor", False)])
+def test_no_rerank_and_no_anchor_turn_the_models_steps_off(model_dir, monkeypatch, flag, option, expected):
     from blockgen.generate import QueryGenerator
 
     seen = {}
@@ -162,4 +163,4 @@ def test_no_rerank_turns_the_models_reranking_off(model_dir, monkeypatch, flag, 
     monkeypatch.setattr(QueryGenerator, "generate", spy)
     code, out, err = _run(["acne", "-n", "2", "--max-new-tokens", "6", "--model", str(model_dir), *flag])
     assert code == 0, err
-    assert seen["rerank"] is expected
+    assert seen[option] is expected

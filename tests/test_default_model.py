@@ -58,6 +58,19 @@ def test_default_generator_writes_no_non_words_and_reranks(default_generator):
             assert all(known.is_word(w) or known.is_prefix(w) and f"{w}*" in c.text for w in words(c.text)), c.text
 
 
+def test_default_generator_anchors_its_queries_on_the_prompts_concepts(default_generator):
+    from blockgen.query import blocks
+
+    assert default_generator.reranker.anchor is not None
+    [cands] = default_generator.generate(["climate change misinformation"], n=4, max_new_tokens=32, seed=2)
+    leaders = [[str(b.terms()[0]).lower() for b in blocks(c.query)] for c in cands if c.anchored]
+    assert leaders, [c.text for c in cands]
+    for lead in leaders:  # the concepts first, as phrases or (a broader variant) as their words
+        assert lead in (['"climate change"', "misinformation"], ["climate", "change", "misinformation"]), lead
+    [plain] = default_generator.generate(["climate change misinformation"], n=4, max_new_tokens=32, seed=2, anchor=False)
+    assert not any(c.anchored for c in plain)
+
+
 def test_default_generator_samples_with_the_shipped_defaults(default_generator):
     shipped = json.loads((SHIPPED / "generation_config.json").read_text(encoding="utf-8"))
     assert default_generator.sampling_defaults() == (shipped["temperature"], shipped["top_p"])

@@ -98,3 +98,29 @@ def test_a_generator_with_a_reranker_draws_oversample_times_n_and_reranks():
     assert rec.seen == [] and len(plain) <= 2
     [ranked] = gen.generate(["acne"], n=2, max_new_tokens=12, seed=0)
     assert rec.seen and rec.seen[0] > 2 and len(ranked) <= 2
+
+
+def test_anchoring_rebuilds_candidates_on_the_prompt_concepts_and_fills_n():
+    from blockgen.anchor import AnchorSettings
+
+    anchoring = reranker().with_settings(anchor=AnchorSettings(direct=-1.0, max_alternatives=2))
+    prompt = "acne treatment"
+    cands = [candidate("(acne OR pimples) AND climate"), candidate("therapy AND acne")]
+    ranked = anchoring.rerank(prompt, cands, n=4)
+    texts = [c.text for c in ranked]
+    assert len(texts) == len(set(texts)) == 4
+    anchored = [c for c in ranked if c.anchored]
+    assert anchored and all(str(c.query).startswith(('"acne treatment"', "acne")) for c in anchored)
+    assert "climate" not in " ".join(texts[:1])  # a drifting block is never a block of its own
+    assert anchoring.rerank(prompt, cands, n=4, anchor=False) == reranker().rerank(prompt, cands, n=4)
+    assert reranker().anchor is None  # with_settings left the shared reranker as it was
+
+
+def test_anchoring_falls_back_to_the_candidates_as_written_after_the_anchored_ones():
+    from blockgen.anchor import AnchorSettings
+
+    strict = reranker().with_settings(anchor=AnchorSettings(direct=1.0, max_alternatives=0))
+    cands = [candidate("pimples AND therapy"), candidate("climate"), candidate("acne OR spots")]
+    ranked = [c.text for c in strict.rerank("acne", cands, n=3)]
+    assert ranked[0] == "acne" and set(ranked[1:]) <= {"pimples AND therapy", "climate", "acne OR spots"}
+    assert len(ranked) == 3

@@ -1,0 +1,77 @@
+"""Choose the anchoring settings (:mod:`blockgen.anchor`) on saved candidates, without the model.
+
+    python -m benchmarks.quality --split valid --rows copy,unanchored --out build/qvalid   # once, ~3 min
+    python -m benchmarks.anchor_sweep build/qvalid/quality.json
+
+Reads the candidates a ``benchmarks.quality`` run saved for ``--row`` (default ``unanchored``: the
+model's reranked candidates as written), anchors them on their prompts with each setting of the
+sweep and scores them as ``benchmarks.quality`` does. Choose on ``--split valid`` only: the
+held-out split is for the final figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from benchmarks import report
+from benchmarks.quality import SOURCES, Item, score_source
+
+
+@dataclasses.dataclass
+class _Candidate:
+    text: str
+    query: object
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.anchor_sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("results", type=Path, help="a quality.json written by benchmarks.quality")
+    p.add_argument("--row", default="unanchored", help="whose candidates to anchor (default: unanchored)")
+    p.add_argument("--direct", default="0.5,0.6,0.7,0.8", help="cosines to try (comma-separated)")
+    p.add_argument("--max-alternatives", default="1,2,3", help="alternatives per block to try")
+    p.add_argument("--n", type=int, default=10, help="candidates per prompt scored (default 10)")
+    args = p.parse_args(argv)
+    try:
+        data = json.loads(args.results.read_text(encoding="utf-8"))
+        items = [Item(**i) for i in data["items"]]
+        saved = data["candidates"][args.row]
+        directs = [float(x) for x in args.direct.split(",")]
+        alternatives = [int(x) for x in args.max_alternatives.split(",")]
+    except (OSError, ValueError, KeyError) as err:
+        return report.fail(f"cannot read the candidates of row {args.row!r} from {args.results}: {err}")
+    from benchmarks.embeddings import minilm_embed
+    from blockgen.anchor import AnchorSettings
+    from blockgen.parser import QuerySyntaxError, parse
+    from blockgen.rerank import default_reranker
+
+    def parsed(text: str):
+        try:
+            return parse(text)
+        except QuerySyntaxError:
+            return None
+
+    pools = {i.id: [_Candidate(t, parsed(t)) for t in saved.get(i.id, [])] for i in items}
+    base = default_reranker()
+    rows = []
+    for direct, k in itertools.product(directs, alternatives):
+        reranker = base.with_settings(min_blocks=2, anchor=AnchorSettings(direct=direct, max_alternatives=k))
+        cands = {i.id: [c.text for c in reranker.rerank(i.prompt, pools[i.id], args.n)] for i in items}
+        res = {s: score_source([i for i in items if i.source == s], cands, minilm_embed, args.n) for s in SOURCES}
+        rows.append({"direct": direct, "max_alternatives": k,
+                     **{f"{s}_{m}": res[s][m] for s in SOURCES for m in ("similarity", "nonword_rate", "blocks")}})
+        print(json.dumps(rows[-1]), flush=True)
+    report.print_table(rows, [("direct", "direct"), ("max_alternatives", "alternatives"),
+                              ("clef_similarity", "CLEF sim", ".3f"), ("clef_nonword_rate", "CLEF non-words", ".1%"),
+                              ("sim4ia_similarity", "Sim4IA sim", ".3f"), ("sim4ia_blocks", "Sim4IA blocks", ".2f"),
+                              ("sim4ia_nonword_rate", "Sim4IA non-words", ".1%")], f"anchoring sweep on {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
