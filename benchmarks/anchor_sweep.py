@@ -27,6 +27,7 @@ from benchmarks.quality import SOURCES, Item, score_source
 class _Candidate:
     text: str
     query: object
+    anchored: bool = False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -35,6 +36,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--row", default="unanchored", help="whose candidates to anchor (default: unanchored)")
     p.add_argument("--direct", default="0.5,0.6,0.7,0.8", help="cosines to try (comma-separated)")
     p.add_argument("--max-alternatives", default="1,2,3", help="alternatives per block to try")
+    p.add_argument("--in-context", default="none", help="in-context cosines to try ('none': no check)")
     p.add_argument("--n", type=int, default=10, help="candidates per prompt scored (default 10)")
     args = p.parse_args(argv)
     try:
@@ -43,6 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         saved = data["candidates"][args.row]
         directs = [float(x) for x in args.direct.split(",")]
         alternatives = [int(x) for x in args.max_alternatives.split(",")]
+        contexts = [None if x.strip() == "none" else float(x) for x in args.in_context.split(",")]
     except (OSError, ValueError, KeyError) as err:
         return report.fail(f"cannot read the candidates of row {args.row!r} from {args.results}: {err}")
     from benchmarks.embeddings import minilm_embed
@@ -59,14 +62,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pools = {i.id: [_Candidate(t, parsed(t)) for t in saved.get(i.id, [])] for i in items}
     base = default_reranker()
     rows = []
-    for direct, k in itertools.product(directs, alternatives):
-        reranker = base.with_settings(min_blocks=2, anchor=AnchorSettings(direct=direct, max_alternatives=k))
+    for direct, k, context in itertools.product(directs, alternatives, contexts):
+        reranker = base.with_settings(min_blocks=2, anchor=AnchorSettings(direct=direct, max_alternatives=k,
+                                                                          in_context=context))
         cands = {i.id: [c.text for c in reranker.rerank(i.prompt, pools[i.id], args.n)] for i in items}
         res = {s: score_source([i for i in items if i.source == s], cands, minilm_embed, args.n) for s in SOURCES}
-        rows.append({"direct": direct, "max_alternatives": k,
+        rows.append({"direct": direct, "max_alternatives": k, "in_context": context,
                      **{f"{s}_{m}": res[s][m] for s in SOURCES for m in ("similarity", "nonword_rate", "blocks")}})
         print(json.dumps(rows[-1]), flush=True)
-    report.print_table(rows, [("direct", "direct"), ("max_alternatives", "alternatives"),
+    report.print_table(rows, [("direct", "direct"), ("max_alternatives", "alternatives"), ("in_context", "in context"),
                               ("clef_similarity", "CLEF sim", ".3f"), ("clef_nonword_rate", "CLEF non-words", ".1%"),
                               ("sim4ia_similarity", "Sim4IA sim", ".3f"), ("sim4ia_blocks", "Sim4IA blocks", ".2f"),
                               ("sim4ia_nonword_rate", "Sim4IA non-words", ".1%")], f"anchoring sweep on {args.results}")

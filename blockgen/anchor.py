@@ -11,7 +11,8 @@ the searcher asked for and adds only what means the same:
    encoder :class:`blockgen.rerank.Reranker` holds): ``"metal injection"`` joins the first block;
 3. a term is left out when it only narrows its concept (it holds every word of the concept and
    more: ``"pratt whitney railway"`` finds nothing ``"pratt whitney"`` does not), when it repeats a term
-   of the query or when it is another concept of the prompt; at most ``max_alternatives`` per
+   of the query, when it is another concept of the prompt or borrows a word of one, when it repeats
+   a word (``stainless stainless``) or spells an operator inside a phrase; at most ``max_alternatives`` per
    block, the closest first; terms close to no concept (the drift) are dropped.
 
     ("metal injection molding" OR "metal injection") AND "pratt whitney"
@@ -44,24 +45,30 @@ class AnchorSettings:
     """How a candidate is anchored (``generation_config.json``'s ``"rerank": {"anchor": {...}}``).
 
     ``direct``: the least cosine between a term and a concept for the term to join that concept's
-    block; ``max_alternatives``: the most terms added to one block; ``max_blocks``: the most
-    concepts of the prompt made blocks (the rest are left out, as a searcher keeps a query short).
+    block; ``in_context``: when set, also the least cosine between the prompt and the prompt with
+    the term in place of the concept (the term must mean the concept *here*: ``people`` ->
+    ``multitude`` is close alone, not in a title); ``max_alternatives``: the most terms added to
+    one block; ``max_blocks``: the most concepts of the prompt made blocks (the rest are left out,
+    as a searcher keeps a query short).
     """
 
     direct: float = 0.6
     max_alternatives: int = 3
     max_blocks: int = MAX_BLOCKS
+    in_context: Optional[float] = None
 
     def __post_init__(self) -> None:
-        if not -1.0 <= self.direct <= 1.0:
-            raise ValueError(f"direct must be a cosine between -1 and 1, not {self.direct!r}")
+        for name in ("direct", "in_context"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a cosine between -1 and 1, not {value!r}")
         if self.max_alternatives < 0 or self.max_blocks < 1:
             raise ValueError("max_alternatives must be >= 0 and max_blocks >= 1")
 
     @classmethod
     def from_dict(cls, settings: dict) -> "AnchorSettings":
         """From a JSON object; unknown keys are an error (a typo must not pass unnoticed)."""
-        known = {"direct", "max_alternatives", "max_blocks"}
+        known = {"direct", "max_alternatives", "max_blocks", "in_context"}
         unknown = set(settings) - known
         if unknown:
             raise ValueError(f"unknown anchor setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
@@ -74,6 +81,8 @@ class Skeleton:
 
     concepts: tuple[Node, ...]
     filters: tuple[Node, ...]
+    #: the prompt without its filters (what a synonym is put into for the in-context check)
+    text: str = ""
 
 
 def skeleton(prompt: str, heads: frozenset, max_blocks: int = MAX_BLOCKS) -> Skeleton:
@@ -84,7 +93,7 @@ def skeleton(prompt: str, heads: frozenset, max_blocks: int = MAX_BLOCKS) -> Ske
         node = leaf(concept)
         if node is not None and len(leaders) < max_blocks:
             leaders.append(node)
-    return Skeleton(tuple(leaders), tuple(filters))
+    return Skeleton(tuple(leaders), tuple(filters), clean)
 
 
 def _plain(text: str) -> str:
@@ -123,6 +132,45 @@ def _narrows(term: str, concept: str) -> bool:
     return all(any(w.startswith(n) for w in words) for n in needed)
 
 
+_OPERATOR_WORD = re.compile(r"(?<!\w)(?:AND|OR|NOT)(?!\w)")
+
+
+def _parts(text: str) -> list[str]:
+    """The words of a leaf text, lower case, split at blanks and slashes (``treatment-resistant`` is one)."""
+    return [w for w in re.split(r"[\s/]+", _plain(text).lower()) if w]
+
+
+def _malformed(term: Node, concept: int, leaders: Sequence[Node]) -> bool:
+    """Whether ``term`` cannot be a synonym of ``leaders[concept]`` whatever its embedding: it
+    repeats a word (``stainless stainless``), spells an operator inside a phrase
+    (``"psychological AND treatment"``) or borrows a word of another concept of the prompt (``"stainless
+    passivation"`` for ``stainless steel`` when ``passivation`` is a concept of its own)."""
+    words = _parts(term.text)
+    if len(words) != len(set(words)) or _OPERATOR_WORD.search(term.text):
+        return True
+    own = set(_parts(leaders[concept].text))
+    others = {w for i, c in enumerate(leaders) if i != concept for w in _parts(c.text)} - own
+    return any(w in others for w in words)
+
+
+def _in_context(frame: Skeleton, pairs: Sequence[tuple[int, str]], embed: Embed) -> dict[tuple[int, str], float]:
+    """For each ``(concept, term)``: the cosine between the prompt and the prompt with ``term`` in
+    place of the concept (1.0 when the concept is not in the prompt as written)."""
+    out: dict[tuple[int, str], float] = {}
+    changed: list[tuple[tuple[int, str], str]] = []
+    for concept, term in pairs:
+        rx = re.compile(r"(?<!\w)" + re.escape(frame.concepts[concept].text) + r"(?!\w)", re.IGNORECASE)
+        if rx.search(frame.text):
+            changed.append(((concept, term), rx.sub(lambda _m: term, frame.text, count=1)))
+        else:
+            out[(concept, term)] = 1.0
+    if changed:
+        vectors = embed([frame.text] + [t for _k, t in changed])
+        for (key, _t), v in zip(changed, vectors[1:]):
+            out[key] = float(v @ vectors[0])
+    return out
+
+
 def anchor_queries(skeleton: Skeleton, queries: Sequence[Optional[Node]], embed: Embed,
                    settings: AnchorSettings = AnchorSettings()) -> list[Optional[Node]]:
     """Each of ``queries`` anchored on ``skeleton`` (see the module docstring); ``None`` stays ``None``.
@@ -137,10 +185,10 @@ def anchor_queries(skeleton: Skeleton, queries: Sequence[Optional[Node]], embed:
     vectors = embed([_plain(c.text) for c in leaders] + texts) if texts else None
     index = {t: i for i, t in enumerate(texts)}
     leader_keys = {_key(c) for c in leaders}
-    out: list[Optional[Node]] = []
+    found_per_query: list[Optional[list[list[tuple[float, Node]]]]] = []
     for query, terms in zip(queries, per_query):
         if query is None:
-            out.append(None)
+            found_per_query.append(None)
             continue
         groups: list[list[tuple[float, Node]]] = [[] for _ in leaders]
         for term in terms:
@@ -149,8 +197,22 @@ def anchor_queries(skeleton: Skeleton, queries: Sequence[Optional[Node]], embed:
                 continue
             sims = vectors[len(leaders) + index[text]] @ vectors[: len(leaders)].T
             best = int(np.argmax(sims))
-            if sims[best] >= settings.direct and not _narrows(term.text, leaders[best].text):
+            if (sims[best] >= settings.direct and not _narrows(term.text, leaders[best].text)
+                    and not _malformed(term, best, leaders)):
                 groups[best].append((float(sims[best]), term))
+        found_per_query.append(groups)
+    if settings.in_context is not None:
+        pairs = sorted({(i, _plain(t.text)) for groups in found_per_query if groups is not None
+                        for i, g in enumerate(groups) for _s, t in g})
+        fits = _in_context(skeleton, pairs, embed)
+        found_per_query = [None if groups is None else
+                           [[(s, t) for s, t in g if fits[(i, _plain(t.text))] >= settings.in_context]
+                            for i, g in enumerate(groups)] for groups in found_per_query]
+    out: list[Optional[Node]] = []
+    for groups in found_per_query:
+        if groups is None:
+            out.append(None)
+            continue
         seen = set(leader_keys)
         blocks = []
         for leader, found in zip(leaders, groups):
@@ -194,7 +256,8 @@ def broader(skeleton: Skeleton) -> list[Node]:
     Terminal AND 5320``).
 
     (Leaving a concept out instead measured worse on the validation split: Sim4IA 0.783 against
-    0.796, ``python -m benchmarks.anchor_sweep``.)"""
+    0.796, ``python -m benchmarks.anchor_sweep``; truncating a concept's last word, ``misinform*``,
+    gave the same Sim4IA figure and 0.005 less on CLEF.)"""
     leaders = list(skeleton.concepts)
     filters = list(skeleton.filters)
     out: list[Node] = []

@@ -112,7 +112,7 @@ class Reranker:
 
     def anchored(self, prompt: str, candidates: Sequence[Any], n: Optional[int] = None) -> list[list[Any]]:
         """``candidates`` anchored on the concepts of ``prompt`` (:mod:`blockgen.anchor`), distinct,
-        with narrower variants (fewer synonyms) and then broader ones (:func:`blockgen.anchor.broader`)
+        with narrower variants (fewer synonyms), then broader ones (:func:`blockgen.anchor.broader`)
         added while there are fewer than ``n``; and, while there are still
         fewer than ``n``, a second list: the candidates as the model wrote them (ranked after)."""
         from blockgen.anchor import anchor_queries, broader, skeleton, trimmed

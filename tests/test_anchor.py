@@ -107,3 +107,21 @@ def test_anchored_queries_are_valid_keep_every_concept_first_and_repeat_no_term(
         assert all(len(b.terms()) <= 1 + k for b in found)
         keys = [t.text.lower() for t in terms(query)]
         assert len(keys) == len(set(keys))
+
+
+def test_terms_that_borrow_another_concepts_word_repeat_a_word_or_spell_an_operator_are_left_out():
+    frame = skeleton("climate change misinformation", HEADS)
+    query = parse('("climate misinformation" OR "climate climate" OR "climate AND change" OR "global climate") AND misinformation')
+    [anchored] = anchor_queries(frame, [query], embed_by_topic, AnchorSettings(direct=0.5))
+    assert str(anchored) == '("climate change" OR "global climate") AND misinformation'
+
+
+def test_the_in_context_check_keeps_only_terms_that_fit_the_prompt():
+    def embed(texts):  # "weather" alone is climate-like, but the prompt with it in place is not
+        return embed_by_topic([t.replace("weather", "climat") if " " not in t else t for t in texts])
+
+    frame = skeleton("climate change misinformation", HEADS)
+    query = parse('("global climate" OR weather) AND misinformation')
+    loose, strict = (anchor_queries(frame, [query], embed, AnchorSettings(direct=0.5, in_context=c))[0] for c in (None, 0.99))
+    assert str(loose) == '("climate change" OR "global climate" OR weather) AND misinformation'
+    assert str(strict) == '("climate change" OR "global climate") AND misinformation'
