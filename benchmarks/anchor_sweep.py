@@ -1,7 +1,7 @@
 """Choose the anchoring settings (:mod:`blockgen.anchor`) on saved candidates, without the model.
 
-    python -m benchmarks.quality --split valid --rows copy,unanchored --out build/qvalid   # once, ~3 min
-    python -m benchmarks.anchor_sweep build/qvalid/quality.json
+    python -m benchmarks.quality --split valid --rows copy,unanchored,reranked --name quality_valid  # ~6 min
+    python -m benchmarks.anchor_sweep          # reads benchmarks/results/quality_valid.json
 
 Reads the candidates a ``benchmarks.quality`` run saved for ``--row`` (default ``unanchored``: the
 model's reranked candidates as written), anchors them on their prompts with each setting of the
@@ -32,7 +32,8 @@ class _Candidate:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.anchor_sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("results", type=Path, help="a quality.json written by benchmarks.quality")
+    p.add_argument("results", type=Path, nargs="?", default=report.results_dir(None) / "quality_valid.json",
+                   help="a JSON file written by benchmarks.quality (default: benchmarks/results/quality_valid.json)")
     p.add_argument("--row", default="unanchored", help="whose candidates to anchor (default: unanchored)")
     p.add_argument("--direct", default="0.5,0.6,0.7,0.8", help="cosines to try (comma-separated)")
     p.add_argument("--max-alternatives", default="1,2,3", help="alternatives per block to try")
@@ -70,10 +71,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows.append({"direct": direct, "max_alternatives": k, "in_context": context,
                      **{f"{s}_{m}": res[s][m] for s in SOURCES for m in ("similarity", "nonword_rate", "blocks")}})
         print(json.dumps(rows[-1]), flush=True)
+    out = report.results_dir(None) / "anchor_sweep.json"
+    report.write_json(out, {"meta": report.meta("anchor_sweep", list(argv) if argv is not None else sys.argv[1:],
+                                                source=str(args.results), row=args.row), "rows": rows})
     report.print_table(rows, [("direct", "direct"), ("max_alternatives", "alternatives"), ("in_context", "in context"),
                               ("clef_similarity", "CLEF sim", ".3f"), ("clef_nonword_rate", "CLEF non-words", ".1%"),
                               ("sim4ia_similarity", "Sim4IA sim", ".3f"), ("sim4ia_blocks", "Sim4IA blocks", ".2f"),
                               ("sim4ia_nonword_rate", "Sim4IA non-words", ".1%")], f"anchoring sweep on {args.results}")
+    print(f"wrote {out}")
     return 0
 
 

@@ -383,7 +383,8 @@ def generate_candidates(generate: Callable[[str, int], list[Any]], items: Sequen
     return out, {"seconds": time.perf_counter() - t0, "errors": errors}
 
 
-def systems(rows: Sequence[str], model_dir: Optional[Path], n: int, max_new_tokens: int) -> dict[str, Callable]:
+def systems(rows: Sequence[str], model_dir: Optional[Path], n: int, max_new_tokens: int,
+            oversample: Optional[int] = None) -> dict[str, Callable]:
     """``row name -> generate(prompt, seed)`` for the model rows (loaded lazily)."""
     from functools import cache
 
@@ -391,7 +392,7 @@ def systems(rows: Sequence[str], model_dir: Optional[Path], n: int, max_new_toke
     def new_model():
         from blockgen.minilm import load_default
 
-        return load_default(device="cpu", model_dir=model_dir)
+        return load_default(device="cpu", model_dir=model_dir, **({} if oversample is None else {"oversample": oversample}))
 
     @cache
     def old_model():
@@ -469,6 +470,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DATA_DIR, help="where heldout.json and valid.jsonl are (default training/data)")
     p.add_argument("--n", type=int, default=10, help="candidates per prompt (default 10, as Sim4IA)")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--oversample", type=int, default=None,
+                   help="candidates drawn per candidate kept when reranking (default: the model's generation_config.json)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="the first N prompts of each source only (0: all)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -498,7 +501,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return report.fail(str(err))
     if args.limit:
         items = [i for s in SOURCES for i in [x for x in items if x.source == s][: args.limit]]
-    runners = systems(rows, args.model_dir, args.n, args.max_new_tokens)
+    if args.oversample is not None and args.oversample < 1:
+        return report.fail("--oversample must be at least 1")
+    runners = systems(rows, args.model_dir, args.n, args.max_new_tokens, args.oversample)
     results: dict[str, dict[str, Any]] = {}
     samples: dict[str, dict[str, list[str]]] = {}
     for row in rows:

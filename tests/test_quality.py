@@ -78,3 +78,27 @@ def test_smoke_run_of_the_copy_row_writes_json_and_png(tmp_path, monkeypatch, ca
 def test_unknown_rows_are_a_clear_error(capsys):
     assert quality.main(["--rows", "copy,best"]) == 2
     assert "unknown row" in capsys.readouterr().err
+
+
+def test_anchor_sweep_scores_each_setting_on_saved_candidates(tmp_path, monkeypatch, capsys):
+    from benchmarks import anchor_sweep
+    from tests.test_rerank import reranker
+
+    monkeypatch.setattr(quality, "english_words", lambda: VOCAB)
+    import benchmarks.embeddings as embeddings
+    import blockgen.rerank as rerank
+
+    monkeypatch.setattr(embeddings, "minilm_embed", fake_embed)
+    monkeypatch.setattr(rerank, "default_reranker", reranker)
+    monkeypatch.setenv("BLOCKGEN_BENCH_RESULTS", str(tmp_path))
+    saved = tmp_path / "q.json"
+    saved.write_text(json.dumps({
+        "items": [{"source": "clef", "id": "CD1", "prompt": "climate change news", "reference": "climate OR warming"},
+                  {"source": "sim4ia", "id": "1", "prompt": "fake news", "reference": "fake news today"}],
+        "candidates": {"unanchored": {"CD1": ["(climate OR weather) AND news"], "1": ["fake AND news"]}}}))
+    assert anchor_sweep.main([str(saved), "--direct=-1,1", "--max-alternatives", "1", "--n", "2"]) == 0
+    rows = json.loads((tmp_path / "anchor_sweep.json").read_text())["rows"]
+    assert [(r["direct"], r["max_alternatives"]) for r in rows] == [(-1.0, 1), (1.0, 1)]
+    assert all(0 < r["clef_similarity"] <= 1 and r["sim4ia_blocks"] >= 1 for r in rows)
+    assert anchor_sweep.main([str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
