@@ -217,6 +217,7 @@ def decode(
         raise ValueError(f"{len(lex)} lexicon rows for {rows} prompts")
     work_seen = 0
     past = None
+    active = list(range(rows))  # the rows in the model's batch, in order (finished rows leave it)
     step_ids, step_positions = input_ids, positions
     try:
         with torch.no_grad():
@@ -224,6 +225,11 @@ def decode(
                 t0 = clock()
                 logits, past = runner(step_ids, attention, step_positions, past)
                 logits = logits.float().cpu()
+                if len(active) < rows:  # finished rows left the batch: their logits are never read
+                    full = torch.full((rows, logits.shape[-1]), -float("inf"), dtype=logits.dtype)
+                    full[:, 0] = 0.0  # one certain token: the sampler's work for such a row is nil
+                    full[torch.tensor(active)] = logits
+                    logits = full
                 width = logits.shape[-1]
                 if masks is None and width > len(tokens):
                     logits[:, len(tokens) :] = -float("inf")  # ids beyond the tokenizer write nothing
@@ -325,8 +331,16 @@ def decode(
                     break
                 if masks is not None and not lazy:
                     masks.start([(matchers[r], r) for r in range(rows) if alive[r]])
-                step_ids = torch.tensor(next_tokens, dtype=torch.long, device=device)[:, None]
-                still = torch.tensor([1 if a else 0 for a in alive], dtype=torch.long, device=device)[:, None]
+                keep = [j for j, r in enumerate(active) if alive[r]]
+                if len(keep) < len(active) and _selectable(past):
+                    # drop finished rows from the batch (their cache too): a few rows that run to the
+                    # budget no longer cost a forward pass over the whole batch
+                    index = torch.tensor(keep, dtype=torch.long, device=device)
+                    past = _select_rows(past, index)
+                    attention, step_positions = attention[index], step_positions[index]
+                    active = [active[j] for j in keep]
+                step_ids = torch.tensor([next_tokens[r] for r in active], dtype=torch.long, device=device)[:, None]
+                still = torch.tensor([1 if alive[r] else 0 for r in active], dtype=torch.long, device=device)[:, None]
                 attention = torch.cat([attention, still], dim=1)
                 step_positions = step_positions[:, -1:] + 1
     finally:
@@ -343,6 +357,22 @@ def decode(
         else:
             res.text = b"".join(tokens[i] for i in res.ids if i not in special_ids and 0 <= i < len(tokens)).decode("utf-8", "replace")
     return results
+
+
+def _selectable(past: Any) -> bool:
+    """Whether rows can be dropped from this key/value cache (a transformers ``Cache`` or tuples of tensors)."""
+    if hasattr(past, "batch_select_indices"):
+        return True
+    return isinstance(past, (tuple, list)) and all(
+        isinstance(layer, (tuple, list)) and all(hasattr(t, "index_select") for t in layer) for layer in past)
+
+
+def _select_rows(past: Any, index: Any) -> Any:
+    """The cache ``past`` with only the batch rows ``index``."""
+    if hasattr(past, "batch_select_indices"):
+        past.batch_select_indices(index)
+        return past
+    return type(past)(type(layer)(t.index_select(0, index) for t in layer) for layer in past)
 
 
 def _take_unmasked(m: BudgetedMatcher, tok: int, row: int, draws: Any, lex: Any = None) -> tuple[Optional[int], bool]:

@@ -268,8 +268,8 @@ class QueryGenerator:
         ``lexicon``: every word written must be a word of this :class:`blockgen.Lexicon` or of
         the prompt (:mod:`blockgen.lexicon`); ``None``: the generator's own (``self.lexicon``),
         ``True``: the English word list, ``False``: no lexicon.
-        ``rerank``: draw ``n * self.oversample`` candidates and keep the ``n`` that
-        ``self.reranker`` ranks first (:mod:`blockgen.rerank`: closest in meaning to the prompt);
+        ``rerank``: draw ``n * self.oversample`` candidates (later rounds only while there are fewer
+        than ``n`` distinct ones) and keep the ``n`` that ``self.reranker`` ranks first (:mod:`blockgen.rerank`: closest in meaning to the prompt);
         ``None``: when the generator has a reranker (the default model does), ``False``: never.
         ``anchor``: when reranking, rebuild each candidate on the prompt's own concepts with the
         model's close synonyms (:mod:`blockgen.anchor`); ``None``: when the reranker has anchor
@@ -300,6 +300,10 @@ class QueryGenerator:
             raise GenerationError(f"anchor must be True, False or None, not {anchor!r}")
         reranker = self._reranker(rerank)
         want = n * self.oversample if reranker is not None else n
+        # The first round draws ``want`` per prompt; later rounds only make up for fewer than ``n``
+        # distinct queries (a reranker needs n to choose from, not n * oversample: each later round
+        # costs a full decode for a few rows, and rows that run to the budget make it long).
+        enough = n
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < MIN_BUDGET:
             raise GenerationError(
                 f"max_new_tokens={max_new_tokens!r} is below the minimum of {MIN_BUDGET}: a query needs at least one token"
@@ -318,12 +322,13 @@ class QueryGenerator:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(prompt_list) * want, desc="generating", unit="query")
+            bar = tqdm(total=len(prompt_list) * enough, desc="generating", unit="query")
         from blockgen.decoding import decode, thread_policy
 
         with thread_policy(self._runner, self.threads):
             for round_ in range(max_rounds):
-                todo = [(i, want - len(found[i])) for i in range(len(prompt_list)) if len(found[i]) < want]
+                goal = want if round_ == 0 else enough
+                todo = [(i, goal - len(found[i])) for i in range(len(prompt_list)) if len(found[i]) < goal]
                 if not todo:
                     break
                 rows = [i for i, missing in todo for _ in range(missing if round_ == 0 else max(missing, 2))]
@@ -353,7 +358,7 @@ class QueryGenerator:
                         known = found[idx].get(result.text)
                         if known is None or known.logprob < result.logprob:
                             found[idx][result.text] = result
-                        if bar is not None and len(found[idx]) > before and len(found[idx]) <= want:
+                        if bar is not None and len(found[idx]) > before and len(found[idx]) <= enough:
                             bar.update(1)
                 if sampling.greedy:
                     break

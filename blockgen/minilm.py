@@ -23,6 +23,7 @@ import importlib.util
 import json
 import warnings
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -200,6 +201,47 @@ def apply_adapter(model: Any, adapter: Union[str, Path], merge: bool = True) -> 
     return peft_model.merge_and_unload() if merge else peft_model
 
 
+#: Up to this many rows, the output layer is computed as ``weight @ x.T`` (see :func:`fast_output_layer`).
+SMALL_BATCH_ROWS = 8
+
+
+def fast_output_layer(model: Any) -> Any:
+    """``model`` with its output layer (30,525 x 384, tied to the input embeddings) computed as
+    ``weight @ x.T`` for batches of at most :data:`SMALL_BATCH_ROWS` rows (in place; the same
+    parameters, the same values).
+
+    With one CPU thread, ``torch.nn.functional.linear`` of 2-8 rows by this 47 MB matrix took
+    about 22 ms here against 5-6 ms as ``weight @ x.T`` (the BLAS library picks a slow kernel for
+    the few-row shape), and decoding runs most of its steps with a few rows left: the default
+    model's example went from 7.6 s to 5.9 s of generation, with the same queries.
+    """
+    import torch
+
+    layer = model.get_output_embeddings()
+    if type(layer) is torch.nn.Linear:
+        layer.__class__ = _small_batch_linear_class()
+    return model
+
+
+@lru_cache(maxsize=1)
+def _small_batch_linear_class() -> type:
+    import torch
+
+    class SmallBatchLinear(torch.nn.Linear):
+        """A ``Linear`` that multiplies a few rows as ``weight @ x.T`` (see :func:`fast_output_layer`)."""
+
+        def forward(self, x):  # noqa: D102
+            flat = x.reshape(-1, x.shape[-1])
+            if flat.shape[0] > SMALL_BATCH_ROWS or torch.is_grad_enabled():
+                return super().forward(x)
+            out = (self.weight @ flat.t()).t()
+            if self.bias is not None:
+                out = out + self.bias
+            return out.reshape(*x.shape[:-1], self.weight.shape[0])
+
+    return SmallBatchLinear
+
+
 def set_sampling_defaults(model: Any, path: Union[str, Path]) -> None:
     """Read ``do_sample``/``temperature``/``top_p`` from a ``generation_config.json`` into ``model``."""
     file = Path(path)
@@ -236,7 +278,7 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
     except BaseModelMissing as err:
         raise ModelLoadError(str(err)) from None
     try:
-        model = apply_adapter(model, adapter)
+        model = fast_output_layer(apply_adapter(model, adapter))
     except (RuntimeError, ValueError, KeyError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise AdapterMismatchError(f"the adapter in {adapter} does not fit the base model: {first[:300]}") from None
