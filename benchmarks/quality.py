@@ -469,7 +469,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: blockgen/default_model)")
     p.add_argument("--data", type=Path, default=DATA_DIR, help="where heldout.json and valid.jsonl are (default training/data)")
     p.add_argument("--n", type=int, default=10, help="candidates per prompt (default 10, as Sim4IA)")
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="token budget per query (default: each model's own; 64 for the default model, 128 for the previous)")
     p.add_argument("--oversample", type=int, default=None,
                    help="candidates drawn per candidate kept when reranking (default: the model's generation_config.json)")
     p.add_argument("--seed", type=int, default=0)
@@ -488,7 +489,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     unknown = [r for r in rows if r not in ROWS]
     if unknown or not rows:
         return report.fail(f"unknown row(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ROWS)}")
-    if args.n < 1 or args.max_new_tokens < 1:
+    if args.n < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 1):
         return report.fail("--n and --max-new-tokens must be at least 1")
     if args.model_dir is not None and not (args.model_dir / "adapter" / "adapter_config.json").is_file():
         return report.fail(f"{args.model_dir} has no adapter/adapter_config.json")

@@ -25,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--input", "-i", metavar="FILE", help="one prompt per line ('-' for standard input)")
     p.add_argument("-n", type=int, default=10, help="candidates per prompt (default 10)")
     p.add_argument("--free", action="store_true", help="free decoding, then repair (default: constrained)")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="token budget per query (default 128)")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="token budget per query (default: the model's; 64 for the embedded model, else 128)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature, 0 for greedy (default: the model's own; embedded model 0.5)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the model's own; embedded model 0.95)")
@@ -80,7 +81,7 @@ def _check_options(args) -> None:
         raise GenerationError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.n < 1:
         raise GenerationError(f"-n must be at least 1, not {args.n}")
-    if args.max_new_tokens < 1:
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise GenerationError(f"--max-new-tokens={args.max_new_tokens} is below the minimum of 1: a query needs at least one token")
     if args.adapter and not args.model:
         raise GenerationError("--adapter needs --model (the base model it was trained on)")
@@ -163,7 +164,8 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                     invalid += 1
     if invalid:
         total = sum(len(c) for c in results)
-        why = f" (free decoding ran out of --max-new-tokens={args.max_new_tokens} before writing a term)" if args.free else ""
+        budget = f"--max-new-tokens={args.max_new_tokens}" if args.max_new_tokens is not None else "the token budget"
+        why = f" (free decoding ran out of {budget} before writing a term)" if args.free else ""
         print(f"blockgen generate: left out {invalid} of {total} candidates that are not valid queries{why}; --json lists them with a note", file=stderr)
     return 0
 

@@ -96,7 +96,7 @@ def generate_on_ray(
     prompts_per_task: int = 8,
     n: int = 10,
     constrained: bool = True,
-    max_new_tokens: int = 128,
+    max_new_tokens: Optional[int] = None,
     temperature: Optional[float] = None,
     top_p: Optional[float] = None,
     seed: int = 0,

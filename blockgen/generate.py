@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 DEFAULT_TEMPLATE = "{keywords}. Output:"
+#: The token budget of a query when neither ``generate`` nor the generator is given one.
+DEFAULT_BUDGET = 128
 #: Each round after the first (too few distinct queries) samples this much hotter, relatively.
 ROUND_HEAT = 0.25
 #: Where the embedded default model lives inside the package.
@@ -112,7 +114,9 @@ class QueryGenerator:
     the grammar masks; ``lexicon``: the :class:`blockgen.Lexicon` that :meth:`generate` uses
     unless told otherwise (``None``: none; the default model uses the English word list);
     ``reranker``: a :class:`blockgen.Reranker` (or a function that makes one, called on first
-    use) that :meth:`generate` applies to ``n * oversample`` candidates unless told otherwise.
+    use) that :meth:`generate` applies to ``n * oversample`` candidates unless told otherwise;
+    ``max_new_tokens``: the token budget of :meth:`generate` when it is not given (the default
+    model's ``generation_config.json`` sets 64).
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class QueryGenerator:
         lexicon: Optional[Lexicon] = None,
         reranker: Any = None,
         oversample: int = 2,
+        max_new_tokens: int = DEFAULT_BUDGET,
     ):
         from blockgen.decoding import ModelRunner
         from blockgen.loading import eos_ids, resolve_device
@@ -151,6 +156,7 @@ class QueryGenerator:
         self.lexicon = lexicon
         self._reranker_source = reranker
         self.oversample = _whole(oversample, "oversample", 1)
+        self.max_new_tokens = _whole(max_new_tokens, "max_new_tokens", MIN_BUDGET)
         self._runner = ModelRunner(self.model, self.device)
         self._engine: Optional[GrammarEngine] = None
 
@@ -238,7 +244,7 @@ class QueryGenerator:
         prompts: Union[str, Sequence[str]],
         n: int = 10,
         constrained: bool = True,
-        max_new_tokens: int = 128,
+        max_new_tokens: Optional[int] = None,
         temperature: Optional[float] = None,
         top_p: Optional[float] = None,
         seed: Optional[int] = None,
@@ -268,8 +274,8 @@ class QueryGenerator:
         ``lexicon``: every word written must be a word of this :class:`blockgen.Lexicon` or of
         the prompt (:mod:`blockgen.lexicon`); ``None``: the generator's own (``self.lexicon``),
         ``True``: the English word list, ``False``: no lexicon.
-        ``rerank``: draw ``n * self.oversample`` candidates (later rounds only while there are fewer
-        than ``n`` distinct ones) and keep the ``n`` that ``self.reranker`` ranks first (:mod:`blockgen.rerank`: closest in meaning to the prompt);
+        ``rerank``: draw ``n * self.oversample`` candidates and keep the ``n`` that
+        ``self.reranker`` ranks first (:mod:`blockgen.rerank`: closest in meaning to the prompt);
         ``None``: when the generator has a reranker (the default model does), ``False``: never.
         ``anchor``: when reranking, rebuild each candidate on the prompt's own concepts with the
         model's close synonyms (:mod:`blockgen.anchor`); ``None``: when the reranker has anchor
@@ -300,10 +306,8 @@ class QueryGenerator:
             raise GenerationError(f"anchor must be True, False or None, not {anchor!r}")
         reranker = self._reranker(rerank)
         want = n * self.oversample if reranker is not None else n
-        # The first round draws ``want`` per prompt; later rounds only make up for fewer than ``n``
-        # distinct queries (a reranker needs n to choose from, not n * oversample: each later round
-        # costs a full decode for a few rows, and rows that run to the budget make it long).
-        enough = n
+        if max_new_tokens is None:
+            max_new_tokens = self.max_new_tokens
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < MIN_BUDGET:
             raise GenerationError(
                 f"max_new_tokens={max_new_tokens!r} is below the minimum of {MIN_BUDGET}: a query needs at least one token"
@@ -322,13 +326,12 @@ class QueryGenerator:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(prompt_list) * enough, desc="generating", unit="query")
+            bar = tqdm(total=len(prompt_list) * want, desc="generating", unit="query")
         from blockgen.decoding import decode, thread_policy
 
         with thread_policy(self._runner, self.threads):
             for round_ in range(max_rounds):
-                goal = want if round_ == 0 else enough
-                todo = [(i, goal - len(found[i])) for i in range(len(prompt_list)) if len(found[i]) < goal]
+                todo = [(i, want - len(found[i])) for i in range(len(prompt_list)) if len(found[i]) < want]
                 if not todo:
                     break
                 rows = [i for i, missing in todo for _ in range(missing if round_ == 0 else max(missing, 2))]
@@ -358,7 +361,7 @@ class QueryGenerator:
                         known = found[idx].get(result.text)
                         if known is None or known.logprob < result.logprob:
                             found[idx][result.text] = result
-                        if bar is not None and len(found[idx]) > before and len(found[idx]) <= enough:
+                        if bar is not None and len(found[idx]) > before and len(found[idx]) <= want:
                             bar.update(1)
                 if sampling.greedy:
                     break

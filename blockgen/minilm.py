@@ -285,6 +285,9 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
     set_sampling_defaults(model, root / GENERATION_CONFIG)
     if "lexicon" not in options:
         options["lexicon"] = default_lexicon(root)
+    budget = _config_value(root / GENERATION_CONFIG, "max_new_tokens")
+    if budget is not None:
+        options.setdefault("max_new_tokens", budget)
     rerank = rerank_settings(root / GENERATION_CONFIG)
     if rerank is not None and "reranker" not in options:
         from blockgen.rerank import shared_reranker
@@ -296,6 +299,11 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
         options["reranker"] = lambda: shared_reranker(min_blocks=min_blocks, anchor=anchor)
         options.setdefault("oversample", rerank.get("oversample", 2))
     return QueryGenerator(model, tokenizer, device=device, **options)
+
+
+def _config_value(path: Path, key: str) -> Any:
+    """``key`` of a ``generation_config.json`` (``None`` when the file or the key is missing)."""
+    return json.loads(path.read_text(encoding="utf-8")).get(key) if path.is_file() else None
 
 
 def rerank_settings(path: Union[str, Path]) -> Optional[dict]:

@@ -71,6 +71,13 @@ def test_default_generator_anchors_its_queries_on_the_prompts_concepts(default_g
     assert not any(c.anchored for c in plain)
 
 
+def test_default_generator_takes_its_token_budget_from_the_generation_config(default_generator):
+    shipped = json.loads((SHIPPED / "generation_config.json").read_text(encoding="utf-8"))
+    assert default_generator.max_new_tokens == shipped["max_new_tokens"] < 128
+    [cands] = default_generator.generate(["acne"], n=2, seed=0, rerank=False)
+    assert all(c.tokens <= shipped["max_new_tokens"] for c in cands)
+
+
 def test_default_generator_samples_with_the_shipped_defaults(default_generator):
     shipped = json.loads((SHIPPED / "generation_config.json").read_text(encoding="utf-8"))
     assert default_generator.sampling_defaults() == (shipped["temperature"], shipped["top_p"])

@@ -261,3 +261,18 @@ def test_garbage_weights_are_a_model_load_error(tmp_path):
     (base / "model.safetensors").write_bytes(b"not a safetensors file" * 10)
     with pytest.raises(ModelLoadError, match="could not load the base model"):
         QueryGenerator.from_pretrained(base)
+
+
+def test_a_generator_budget_is_used_when_generate_is_given_none_and_bad_budgets_are_refused():
+    from blockgen import QueryGenerator
+    from blockgen.errors import GenerationError
+    from tests.tiny_models import small_tokenizer, tiny_llama
+
+    tok = small_tokenizer()
+    gen = QueryGenerator(tiny_llama(tok, seed=3), tok, max_new_tokens=6)
+    [cands] = gen.generate(["acne"], n=2, seed=0)
+    assert all(c.tokens <= 6 for c in cands)
+    [longer] = gen.generate(["acne"], n=2, seed=0, max_new_tokens=20)
+    assert all(c.tokens <= 20 for c in longer)
+    with pytest.raises(GenerationError):
+        QueryGenerator(tiny_llama(tok, seed=3), tok, max_new_tokens=0)
