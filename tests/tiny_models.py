@@ -89,7 +89,8 @@ def save_tiny_bert(directory: Path, seed: int = 0, hidden: int = 32, layers: int
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     chars = list(string.ascii_lowercase + string.digits)
-    symbols = list("()[]\"'*?-./&:=<>,;!")
+    # every ASCII symbol (the grammar's phrases may hold any of them), the query syntax's first
+    symbols = list(dict.fromkeys("()[]\"'*?-./&:=<>,;!" + string.punctuation))
     vocab = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + symbols + chars
     vocab += ["##" + c for c in chars] + ["##" + s for s in "-'."] + WORDPIECE_WORDS + ["##ing", "##ion", "##s", "##ed"]
     tokenizer = BertTokenizerFast(vocab={piece: i for i, piece in enumerate(dict.fromkeys(vocab))}, do_lower_case=True)
