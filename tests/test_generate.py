@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from blockgen import is_valid, parse
+from blockgen import is_valid
 from blockgen.generate import AdapterMismatchError, GenerationError, ModelLoadError, QueryGenerator, Sampling
 from blockgen.repeats import repeated_terms
 from tests.tiny_models import llama3_tokenizer, save_tiny_llama, small_tokenizer, tiny_llama
