@@ -30,7 +30,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from blockgen.concepts import MAX_BLOCKS, concepts, leaf, split_filters
+from blockgen.concepts import MAX_BLOCKS, concepts, in_place, leaf, split_filters
 from blockgen.dialects.tags import parse_tag
 from blockgen.query import Node, Not, Phrase, Term, make_and, make_or
 from blockgen.repeats import term_key
@@ -140,17 +140,17 @@ def _parts(text: str) -> list[str]:
     return [w for w in re.split(r"[\s/]+", _plain(text).lower()) if w]
 
 
-def _malformed(term: Node, concept: int, leaders: Sequence[Node]) -> bool:
-    """Whether ``term`` cannot be a synonym of ``leaders[concept]`` whatever its embedding: it
-    repeats a word (``stainless stainless``), spells an operator inside a phrase
-    (``"psychological AND treatment"``) or borrows a word of another concept of the prompt (``"stainless
-    passivation"`` for ``stainless steel`` when ``passivation`` is a concept of its own)."""
+def _malformed(term: Node, concept: int, leader_words: Sequence[frozenset]) -> bool:
+    """Whether ``term`` cannot be a synonym of concept number ``concept`` (``leader_words``: each
+    concept's :func:`_parts`) whatever its embedding: it repeats a word (``stainless stainless``),
+    spells an operator inside a phrase (``"psychological AND treatment"``) or borrows a word of
+    another concept of the prompt (``"stainless passivation"`` for ``stainless steel`` when
+    ``passivation`` is a concept of its own)."""
     words = _parts(term.text)
     if len(words) != len(set(words)) or _OPERATOR_WORD.search(term.text):
         return True
-    own = set(_parts(leaders[concept].text))
-    others = {w for i, c in enumerate(leaders) if i != concept for w in _parts(c.text)} - own
-    return any(w in others for w in words)
+    own = leader_words[concept]
+    return any(w not in own and any(w in other for i, other in enumerate(leader_words) if i != concept) for w in words)
 
 
 def _in_context(frame: Skeleton, pairs: Sequence[tuple[int, str]], embed: Embed) -> dict[tuple[int, str], float]:
@@ -159,11 +159,11 @@ def _in_context(frame: Skeleton, pairs: Sequence[tuple[int, str]], embed: Embed)
     out: dict[tuple[int, str], float] = {}
     changed: list[tuple[tuple[int, str], str]] = []
     for concept, term in pairs:
-        rx = re.compile(r"(?<!\w)" + re.escape(frame.concepts[concept].text) + r"(?!\w)", re.IGNORECASE)
-        if rx.search(frame.text):
-            changed.append(((concept, term), rx.sub(lambda _m: term, frame.text, count=1)))
-        else:
+        text = in_place(frame.text, frame.concepts[concept].text, term)
+        if text is None:
             out[(concept, term)] = 1.0
+        else:
+            changed.append(((concept, term), text))
     if changed:
         vectors = embed([frame.text] + [t for _k, t in changed])
         for (key, _t), v in zip(changed, vectors[1:]):
@@ -185,6 +185,7 @@ def anchor_queries(skeleton: Skeleton, queries: Sequence[Optional[Node]], embed:
     vectors = embed([_plain(c.text) for c in leaders] + texts) if texts else None
     index = {t: i for i, t in enumerate(texts)}
     leader_keys = {_key(c) for c in leaders}
+    leader_words = [frozenset(_parts(c.text)) for c in leaders]
     found_per_query: list[Optional[list[list[tuple[float, Node]]]]] = []
     for query, terms in zip(queries, per_query):
         if query is None:
@@ -198,7 +199,7 @@ def anchor_queries(skeleton: Skeleton, queries: Sequence[Optional[Node]], embed:
             sims = vectors[len(leaders) + index[text]] @ vectors[: len(leaders)].T
             best = int(np.argmax(sims))
             if (sims[best] >= settings.direct and not _narrows(term.text, leaders[best].text)
-                    and not _malformed(term, best, leaders)):
+                    and not _malformed(term, best, leader_words)):
                 groups[best].append((float(sims[best]), term))
         found_per_query.append(groups)
     if settings.in_context is not None:

@@ -28,7 +28,7 @@ from typing import Optional, Union
 from blockgen.parser import QuerySyntaxError, parse
 from blockgen.query import Node, Phrase, Term
 
-__all__ = ["FUNCTION_WORDS", "GENERIC_WORDS", "THESAURUS_INDEX", "concepts", "leaf", "segments",
+__all__ = ["FUNCTION_WORDS", "GENERIC_WORDS", "THESAURUS_INDEX", "concepts", "in_place", "leaf", "segments",
            "split_filters", "thesaurus_heads"]
 
 #: Words that split a text into concepts (function words), never part of one.
@@ -154,6 +154,15 @@ def leaf(text: str) -> Optional[Node]:
         return node if parse(str(node)) == node else None
     except QuerySyntaxError:
         return None
+
+def in_place(text: str, concept: str, replacement: str) -> Optional[str]:
+    """``text`` with its first whole-word occurrence of ``concept`` (any case) replaced by
+    ``replacement``; ``None`` when ``concept`` is not in ``text``. What a synonym is checked in:
+    does the text still mean the same with it?"""
+    rx = re.compile(r"(?<!\w)" + re.escape(concept) + r"(?!\w)", re.IGNORECASE)
+    changed, count = rx.subn(lambda _m: replacement, text, count=1)
+    return changed if count else None
+
 
 #: Debian ``mythes-en-us``: the index of the offline English thesaurus (``head|offset`` lines).
 THESAURUS_INDEX = Path("/usr/share/mythes/th_en_US_v2.idx")

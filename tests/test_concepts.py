@@ -74,3 +74,10 @@ def test_concept_query_copies_the_concepts_first(text, expected):
 
 def test_a_text_without_concepts_gives_none():
     assert concept_query("the effects of", THESAURUS, embed_by_sense) is None
+
+
+def test_in_place_replaces_the_first_whole_word_occurrence_in_any_case():
+    from blockgen.concepts import in_place
+
+    assert in_place("Climate change and climate", "climate", "weather") == "weather change and climate"
+    assert in_place("microclimate change", "climate", "weather") is None

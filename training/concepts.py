@@ -20,13 +20,12 @@ Pure given the thesaurus and the embedding function (``embed(texts) -> unit vect
 
 from __future__ import annotations
 
-import re
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from blockgen.concepts import (  # noqa: F401  (re-exported: the splitting is the library's)
-    FUNCTION_WORDS, GENERIC_WORDS, MAX_BLOCKS, MAX_CONCEPT_WORDS, concepts, leaf, segments, split_filters,
+    FUNCTION_WORDS, GENERIC_WORDS, MAX_BLOCKS, MAX_CONCEPT_WORDS, concepts, in_place, leaf, segments, split_filters,
 )
 from blockgen.query import Node, make_and, make_or
 
@@ -67,11 +66,11 @@ def close_synonyms(text: str, concept: str, candidates: Sequence[str], embed: Em
     candidates = [c for c in candidates if c.split()[0].lower() not in TAXONOMY_WORDS]
     if not candidates:
         return []
-    rx = re.compile(r"(?<!\w)" + re.escape(concept) + r"(?!\w)", re.IGNORECASE)
-    if not rx.search(text):
+    replaced = [in_place(text, concept, c) for c in candidates]
+    if replaced[0] is None:  # the concept is not in the text
         return []
     n = len(candidates)
-    vectors = embed([text, concept, *[rx.sub(lambda _m, c=c: c, text, count=1) for c in candidates], *candidates])
+    vectors = embed([text, concept, *replaced, *candidates])
     in_text = vectors[2 : 2 + n] @ vectors[0]
     alone = vectors[2 + n :] @ vectors[1]
     order = np.argsort(-(in_text + alone), kind="stable")
