@@ -242,12 +242,16 @@ def _small_batch_linear_class() -> type:
     return SmallBatchLinear
 
 
-def set_sampling_defaults(model: Any, path: Union[str, Path]) -> None:
-    """Read ``do_sample``/``temperature``/``top_p`` from a ``generation_config.json`` into ``model``."""
+def generation_settings(path: Union[str, Path]) -> dict:
+    """A model's ``generation_config.json`` as a dict (empty when the file is missing): the
+    sampling defaults, ``max_new_tokens``, ``prefix_lm`` and the ``"rerank"`` object
+    (``oversample``, ``min_blocks``, ``anchor``: :class:`blockgen.anchor.AnchorSettings` as an object)."""
     file = Path(path)
-    if not file.is_file():
-        return
-    settings = json.loads(file.read_text(encoding="utf-8"))
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+
+
+def set_sampling_defaults(model: Any, settings: dict) -> None:
+    """Put ``do_sample``/``temperature``/``top_p`` of ``settings`` (:func:`generation_settings`) into ``model``."""
     for key in ("do_sample", "temperature", "top_p"):
         if key in settings:
             setattr(model.generation_config, key, settings[key])
@@ -282,39 +286,22 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
     except (RuntimeError, ValueError, KeyError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise AdapterMismatchError(f"the adapter in {adapter} does not fit the base model: {first[:300]}") from None
-    set_sampling_defaults(model, root / GENERATION_CONFIG)
+    settings = generation_settings(root / GENERATION_CONFIG)
+    set_sampling_defaults(model, settings)
     if "lexicon" not in options:
         options["lexicon"] = default_lexicon(root)
-    budget = _config_value(root / GENERATION_CONFIG, "max_new_tokens")
-    if budget is not None:
-        options.setdefault("max_new_tokens", budget)
-    rerank = rerank_settings(root / GENERATION_CONFIG)
-    if rerank is not None and "reranker" not in options:
-        from blockgen.rerank import shared_reranker
-
+    if settings.get("max_new_tokens") is not None:
+        options.setdefault("max_new_tokens", settings["max_new_tokens"])
+    rerank = settings.get("rerank")
+    if isinstance(rerank, dict) and "reranker" not in options:
         from blockgen.anchor import AnchorSettings
+        from blockgen.rerank import shared_reranker
 
         min_blocks = rerank.get("min_blocks", 1)
         anchor = AnchorSettings.from_dict(rerank["anchor"]) if isinstance(rerank.get("anchor"), dict) else None
         options["reranker"] = lambda: shared_reranker(min_blocks=min_blocks, anchor=anchor)
         options.setdefault("oversample", rerank.get("oversample", 2))
     return QueryGenerator(model, tokenizer, device=device, **options)
-
-
-def _config_value(path: Path, key: str) -> Any:
-    """``key`` of a ``generation_config.json`` (``None`` when the file or the key is missing)."""
-    return json.loads(path.read_text(encoding="utf-8")).get(key) if path.is_file() else None
-
-
-def rerank_settings(path: Union[str, Path]) -> Optional[dict]:
-    """The ``"rerank"`` object of a ``generation_config.json`` (``oversample``, ``min_blocks``,
-    ``anchor``: :class:`blockgen.anchor.AnchorSettings` as an object), or
-    ``None``: the model's candidates are not reranked by default."""
-    file = Path(path)
-    if not file.is_file():
-        return None
-    settings = json.loads(file.read_text(encoding="utf-8")).get("rerank")
-    return settings if isinstance(settings, dict) else None
 
 
 def default_lexicon(model_dir: Union[str, Path, None] = None):
