@@ -120,6 +120,8 @@ class Reranker:
 
         settings = self.anchor or AnchorSettings()
         frame = skeleton(prompt, thesaurus_heads(), settings.max_blocks)
+        if not frame.concepts:  # nothing to anchor on (only function words): the candidates as written
+            return [list(candidates)]
         queries = anchor_queries(frame, [c.query for c in candidates], self.embed, settings)
         out = dedupe([dataclasses.replace(c, text=str(q), query=q, anchored=True)
                       for c, q in zip(candidates, queries) if q is not None])

@@ -124,3 +124,11 @@ def test_anchoring_falls_back_to_the_candidates_as_written_after_the_anchored_on
     ranked = [c.text for c in strict.rerank("acne", cands, n=3)]
     assert ranked[0] == "acne" and set(ranked[1:]) <= {"pimples AND therapy", "climate", "acne OR spots"}
     assert len(ranked) == 3
+
+
+def test_a_prompt_without_concepts_keeps_its_candidates_unanchored():
+    from blockgen.anchor import AnchorSettings
+
+    anchoring = reranker().with_settings(anchor=AnchorSettings(direct=-1.0))
+    ranked = anchoring.rerank("of the", [candidate("acne OR spots"), candidate("climate")], n=2)
+    assert sorted(c.text for c in ranked) == ["acne OR spots", "climate"] and not any(c.anchored for c in ranked)
