@@ -12,7 +12,6 @@ held-out split is for the final figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import sys
@@ -21,13 +20,6 @@ from typing import Optional, Sequence
 
 from benchmarks import report
 from benchmarks.quality import SOURCES, Item, score_source
-
-
-@dataclasses.dataclass
-class _Candidate:
-    text: str
-    query: object
-    anchored: bool = False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -51,16 +43,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return report.fail(f"cannot read the candidates of row {args.row!r} from {args.results}: {err}")
     from benchmarks.embeddings import minilm_embed
     from blockgen.anchor import AnchorSettings
+    from blockgen.generate import GeneratedQuery
     from blockgen.parser import QuerySyntaxError, parse
     from blockgen.rerank import default_reranker
 
-    def parsed(text: str):
+    def saved_candidate(text: str) -> GeneratedQuery:
         try:
-            return parse(text)
+            query = parse(text)
         except QuerySyntaxError:
-            return None
+            query = None
+        return GeneratedQuery(text, text, query, query is not None, False, 0.0, 0, 0.0, False)
 
-    pools = {i.id: [_Candidate(t, parsed(t)) for t in saved.get(i.id, [])] for i in items}
+    pools = {i.id: [saved_candidate(t) for t in saved.get(i.id, [])] for i in items}
     base = default_reranker()
     rows = []
     for direct, k, context in itertools.product(directs, alternatives, contexts):
