@@ -116,14 +116,15 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
 
             results = generate_from_args(prompts, args)
         else:
-            from transformers.utils import logging as hf_logging
-
             from blockgen.generate import QueryGenerator
 
-            # A command's output is the queries: no weight-loading bars or library notices on stderr.
-            hf_logging.set_verbosity_error()
-            hf_logging.disable_progress_bar()
             if args.model:
+                from transformers.utils import logging as hf_logging
+
+                # A command's output is the queries: no weight-loading bars or library notices on stderr.
+                # (The embedded model loads without transformers.)
+                hf_logging.set_verbosity_error()
+                hf_logging.disable_progress_bar()
                 gen = QueryGenerator.from_pretrained(args.model, adapter=args.adapter, device=args.device, template=args.template)
             else:
                 gen = QueryGenerator.default(device=args.device, template=args.template)

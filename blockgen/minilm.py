@@ -23,7 +23,6 @@ import importlib.util
 import json
 import warnings
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -117,6 +116,16 @@ def load_tokenizer(path: Union[str, Path, None] = None) -> Any:
     return extend_tokenizer(AutoTokenizer.from_pretrained(Path(path or base_dir()), local_files_only=True))
 
 
+def start_operator_rows(embeddings: Any, tokenizer: Any, old: int) -> None:
+    """Each operator token added past the first ``old`` rows starts as its lower-case word's row
+    of ``embeddings`` (a ``(vocab, hidden)`` tensor, changed in place)."""
+    for op in OPERATORS:
+        new_id = tokenizer.convert_tokens_to_ids(op)
+        word_id = tokenizer.convert_tokens_to_ids(op.lower())
+        if new_id is not None and new_id >= old and word_id is not None and word_id < old:
+            embeddings[new_id] = embeddings[word_id]
+
+
 def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, seed: int = 0) -> Any:
     """``BertLMHeadModel`` (``is_decoder=True``) with the weights of the BERT encoder in ``path``.
 
@@ -143,12 +152,7 @@ def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, se
     if len(tokenizer) != old:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         with torch.no_grad():
-            emb = model.get_input_embeddings().weight
-            for op in OPERATORS:
-                new_id = tokenizer.convert_tokens_to_ids(op)
-                word_id = tokenizer.convert_tokens_to_ids(op.lower())
-                if new_id >= old and word_id is not None and word_id < old:
-                    emb[new_id] = emb[word_id]
+            start_operator_rows(model.get_input_embeddings().weight, tokenizer, old)
     model.generation_config.bos_token_id = tokenizer.cls_token_id
     model.generation_config.eos_token_id = tokenizer.sep_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -201,47 +205,6 @@ def apply_adapter(model: Any, adapter: Union[str, Path], merge: bool = True) -> 
     return peft_model.merge_and_unload() if merge else peft_model
 
 
-#: Up to this many rows, the output layer is computed as ``weight @ x.T`` (see :func:`fast_output_layer`).
-SMALL_BATCH_ROWS = 8
-
-
-def fast_output_layer(model: Any) -> Any:
-    """``model`` with its output layer (30,525 x 384, tied to the input embeddings) computed as
-    ``weight @ x.T`` for batches of at most :data:`SMALL_BATCH_ROWS` rows (in place; the same
-    parameters, the same values).
-
-    With one CPU thread, ``torch.nn.functional.linear`` of 2-8 rows by this 47 MB matrix took
-    about 22 ms here against 5-6 ms as ``weight @ x.T`` (the BLAS library picks a slow kernel for
-    the few-row shape), and decoding runs most of its steps with a few rows left: the default
-    model's example went from 7.6 s to 5.9 s of generation, with the same queries.
-    """
-    import torch
-
-    layer = model.get_output_embeddings()
-    if type(layer) is torch.nn.Linear:
-        layer.__class__ = _small_batch_linear_class()
-    return model
-
-
-@lru_cache(maxsize=1)
-def _small_batch_linear_class() -> type:
-    import torch
-
-    class SmallBatchLinear(torch.nn.Linear):
-        """A ``Linear`` that multiplies a few rows as ``weight @ x.T`` (see :func:`fast_output_layer`)."""
-
-        def forward(self, x):  # noqa: D102
-            flat = x.reshape(-1, x.shape[-1])
-            if flat.shape[0] > SMALL_BATCH_ROWS or torch.is_grad_enabled():
-                return super().forward(x)
-            out = (self.weight @ flat.t()).t()
-            if self.bias is not None:
-                out = out + self.bias
-            return out.reshape(*x.shape[:-1], self.weight.shape[0])
-
-    return SmallBatchLinear
-
-
 def generation_settings(path: Union[str, Path]) -> dict:
     """A model's ``generation_config.json`` as a dict (empty when the file is missing): the
     sampling defaults, ``max_new_tokens``, ``prefix_lm`` and the ``"rerank"`` object
@@ -259,6 +222,44 @@ def set_sampling_defaults(model: Any, settings: dict) -> None:
         setattr(model.config, PREFIX_LM, True)
 
 
+def runtime_tokenizer(path: Union[str, Path, None] = None) -> Any:
+    """The base's tokenizer with the operator tokens (:func:`extend_tokenizer`), read with the
+    ``tokenizers`` library alone (:class:`blockgen.bert_tokenizer.WordPieceTokenizer`): the same
+    ids as :func:`load_tokenizer` without importing ``transformers``."""
+    from blockgen.bert_tokenizer import WordPieceTokenizer
+
+    return extend_tokenizer(WordPieceTokenizer.from_dir(Path(path or base_dir())))
+
+
+def runtime_decoder(adapter: Union[str, Path], path: Union[str, Path, None] = None, tokenizer: Any = None) -> Any:
+    """The default model's decoder as :class:`blockgen.bert.Bert`: the base weights of ``path``
+    (default: the installed MiniLM) with the LoRA adapter directory ``adapter`` merged in,
+    computed without ``transformers`` or ``peft``. The same logits as :func:`build_decoder` +
+    :func:`apply_adapter` (tested); :class:`blockgen.bert.BertFormatError` when the adapter does
+    not fit."""
+    import torch
+
+    from blockgen.bert import BertFormatError, load_bert, merge_lora, read_safetensors
+
+    path = Path(path or base_dir())
+    adapter = Path(adapter)
+    tokenizer = tokenizer if tokenizer is not None else runtime_tokenizer(path)
+    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    state = read_safetensors(path / "model.safetensors")
+    key = "embeddings.word_embeddings.weight"
+    if key in state and state[key].shape[0] < len(tokenizer):  # the operator rows, as build_decoder starts them
+        old = state[key]
+        state[key] = torch.cat([old, old.new_zeros((len(tokenizer) - old.shape[0], old.shape[1]))])
+        start_operator_rows(state[key], tokenizer, old.shape[0])
+    state = merge_lora(state, read_safetensors(adapter / "adapter_model.safetensors"), config)
+    if not any(k.startswith("cls.predictions.transform.") for k in state):
+        raise BertFormatError("the adapter has no prediction-head transform (modules_to_save: transform)")
+    model = load_bert(path, causal=True, vocab_size=len(tokenizer), state=state)
+    gen = model.generation_config
+    gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    return model
+
+
 def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None] = None,
                  base: Union[str, Path, None] = None, **options: Any):
     """The embedded default model as a :class:`blockgen.generate.QueryGenerator`.
@@ -269,6 +270,7 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
     ``options`` (``template``, ``threads``, ``mask_threads``) go to the generator; its thread
     policy decodes a model this small on one torch thread (:func:`blockgen.decoding.thread_policy`).
     """
+    from blockgen.bert import BertFormatError
     from blockgen.generate import AdapterMismatchError, ModelLoadError, QueryGenerator
 
     root = Path(model_dir or DEFAULT_MODEL_DIR)
@@ -278,14 +280,12 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
             f"the embedded default model is missing from {root}; rebuild it with: python -m training.train_default"
         )
     try:
-        tokenizer, model = load_decoder(base)
+        tokenizer = runtime_tokenizer(base)
+        model = runtime_decoder(adapter, base, tokenizer)
     except BaseModelMissing as err:
         raise ModelLoadError(str(err)) from None
-    try:
-        model = fast_output_layer(apply_adapter(model, adapter))
-    except (RuntimeError, ValueError, KeyError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise AdapterMismatchError(f"the adapter in {adapter} does not fit the base model: {first[:300]}") from None
+    except BertFormatError as err:
+        raise AdapterMismatchError(f"the adapter in {adapter} does not fit the base model: {err}") from None
     settings = generation_settings(root / GENERATION_CONFIG)
     set_sampling_defaults(model, settings)
     if "lexicon" not in options:

@@ -42,15 +42,14 @@ class Reranker:
     def __init__(self, path: Union[str, Path, None] = None, device: str = "cpu", batch_size: int = 32,
                  min_blocks: int = 1, anchor: Optional[AnchorSettings] = None):
         import torch
-        from transformers import AutoTokenizer, BertModel
 
-        from blockgen.minilm import base_dir, quiet_loading
+        from blockgen.bert import load_bert
+        from blockgen.bert_tokenizer import WordPieceTokenizer
+        from blockgen.minilm import base_dir
 
         path = Path(path or base_dir())
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        with quiet_loading():  # the checkpoint's pooler is not used
-            self.model = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False,
-                                                   dtype=torch.float32).to(device).eval()
+        self.tokenizer = WordPieceTokenizer.from_dir(path)
+        self.model = load_bert(path, causal=False).to(device)
         self.device = device
         self.batch_size = batch_size
         #: candidates with fewer concept blocks (AND/NOT operands) rank after those with enough
@@ -73,10 +72,11 @@ class Reranker:
         out = []
         with torch.no_grad():
             for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(list(texts[start:start + self.batch_size]), padding=True, truncation=True,
-                                       max_length=MAX_SEQ_LENGTH, return_tensors="pt").to(self.device)
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                ids, attention = self.tokenizer.batch(texts[start:start + self.batch_size], max_length=MAX_SEQ_LENGTH)
+                ids = torch.tensor(ids, dtype=torch.long, device=self.device)
+                attention = torch.tensor(attention, dtype=torch.long, device=self.device)
+                hidden = self.model.encode(ids, attention)
+                mask = attention.unsqueeze(-1).to(hidden.dtype)
                 mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 out.append(torch.nn.functional.normalize(mean, dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)

@@ -135,32 +135,3 @@ def test_a_prefix_lm_decodes_as_it_was_trained():
     expected = trained[width - 1 : width - 1 + len(answer)]
     assert torch.allclose(decoded, expected, atol=1e-4)
     assert not torch.equal(trained[: width - 1], causal[: width - 1])  # the prompt's first tokens see the whole prompt
-
-
-def test_the_fast_output_layer_gives_the_same_logits_for_few_and_many_rows():
-    import torch
-
-    from blockgen.minilm import SMALL_BATCH_ROWS, fast_output_layer
-
-    class Head(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.out = torch.nn.Linear(16, 50)
-
-        def get_output_embeddings(self):
-            return self.out
-
-    torch.manual_seed(0)
-    head = Head()
-    x = torch.randn(3, 16)
-    few, many = torch.randn(1, SMALL_BATCH_ROWS, 16), torch.randn(SMALL_BATCH_ROWS + 3, 16)
-    with torch.no_grad():
-        before = [head.out(t) for t in (x, few, many)]
-        weight = head.out.weight
-        fast_output_layer(head)
-        after = [head.out(t) for t in (x, few, many)]
-    assert head.out.weight is weight and type(head.out) is not torch.nn.Linear
-    assert all(a.shape == b.shape and torch.allclose(a, b, atol=1e-5) for a, b in zip(before, after))
-    y = head.out(x)  # with gradients on: the plain linear, so training is unchanged
-    y.sum().backward()
-    assert head.out.weight.grad is not None
