@@ -160,10 +160,11 @@ class Bert(nn.Module):
         h = c.hidden_size
         self.causal = causal
         self.bert = _module(
-            embeddings=_module(
-                word_embeddings=nn.Embedding(c.vocab_size, h),
-                position_embeddings=nn.Embedding(c.max_position_embeddings, h),
-                token_type_embeddings=nn.Embedding(c.type_vocab_size, h),
+            embeddings=_module(  # not initialised (``_weight``): :meth:`load` gives every embedding
+                word_embeddings=nn.Embedding(c.vocab_size, h, _weight=torch.empty(c.vocab_size, h)),
+                position_embeddings=nn.Embedding(c.max_position_embeddings, h,
+                                                 _weight=torch.empty(c.max_position_embeddings, h)),
+                token_type_embeddings=nn.Embedding(c.type_vocab_size, h, _weight=torch.empty(c.type_vocab_size, h)),
                 LayerNorm=nn.LayerNorm(h, eps=c.layer_norm_eps),
             ),
             encoder=_module(layer=nn.ModuleList(_Layer(c) for _ in range(c.num_hidden_layers))),
@@ -184,7 +185,8 @@ class Bert(nn.Module):
         """Copy ``state`` (``transformers`` names, with or without the ``bert.`` prefix) into the model.
 
         The output layer is the input embedding matrix (tied); a checkpoint without a prediction
-        head gets a zero output bias and keeps the head transform it has. Raises
+        head (a sentence encoder) gets a zero output bias and keeps its randomly initialised head
+        transform. Raises
         :class:`BertFormatError` for missing or misshapen tensors."""
         own = self.state_dict()
         wanted: dict[str, torch.Tensor] = {}
@@ -200,7 +202,7 @@ class Bert(nn.Module):
         for key, tensor in wanted.items():
             if tuple(tensor.shape) != tuple(own[key].shape):
                 raise BertFormatError(f"{key} has shape {tuple(tensor.shape)}, the config wants {tuple(own[key].shape)}")
-        self.load_state_dict(wanted, strict=False)
+        self.load_state_dict(wanted, strict=False, assign=True)  # the checkpoint's tensors, not copies
         return self
 
     def num_parameters(self) -> int:
@@ -331,7 +333,7 @@ def merge_lora(state: dict[str, torch.Tensor], adapter: dict[str, torch.Tensor],
     if adapter_config.get("peft_type", "LORA") != "LORA":
         raise BertFormatError(f"not a LoRA adapter: {adapter_config.get('peft_type')}")
     scaling = float(adapter_config["lora_alpha"]) / float(adapter_config["r"])
-    out = {(k if k.startswith(("bert.", "cls.")) else "bert." + k): v.clone() for k, v in state.items()}
+    out = {(k if k.startswith(("bert.", "cls.")) else "bert." + k): v for k, v in state.items()}  # updated out of place
     prefix = "base_model.model."
     lora: dict[str, dict[str, torch.Tensor]] = {}
     for name, tensor in adapter.items():
