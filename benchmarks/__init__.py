@@ -10,6 +10,8 @@
   repair of real and wrapped LLM answers.
 * ``closing``: an engine's grammar mask cut at the budget + repair (as with vLLM) vs blockgen's closing;
 * ``quality``: how close the default model's queries come to experts' and users' queries (held-out topics).
+* ``anchor_sweep``: the anchoring settings scored on candidates ``quality`` saved (no model run).
+* ``cli_time``: the README's ``blockgen generate`` example timed in fresh processes, and where the time goes.
 * ``fuzz``: every public text function on hypothesis-drawn and mutated real inputs: crashes,
   invariant failures and the slowest input per function (writes ``fuzz.json`` only).
 * ``scaling``: time of parse, repair, format, shortest_completion and convert_ovid from 1 K to 1 M
@@ -23,7 +25,8 @@ from __future__ import annotations
 import importlib
 from typing import Optional, Sequence
 
-BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality", "fuzz", "scaling")
+BENCHMARKS = ("engine", "mask_overhead", "sim4ia", "constrained_vs_free", "repair", "dialects", "closing", "quality", "anchor_sweep",
+              "cli_time", "fuzz", "scaling")
 
 
 def main(name: str, argv: Optional[Sequence[str]] = None) -> int:

@@ -32,6 +32,7 @@ import statistics
 import sys
 import time
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -92,10 +93,25 @@ class _NumpyProcessor:
 
 
 def _hf_parts(generator: Any) -> tuple[Any, Any]:
+    """The ``transformers`` model and tokenizer of ``generator``; for the default model (which
+    runs on blockgen's own BERT forward), the same model built with ``transformers`` + ``peft``."""
     model, tokenizer = getattr(generator, "model", None), getattr(generator, "tokenizer", None)
     if model is None or tokenizer is None:
         raise RuntimeError("the QueryGenerator exposes no .model/.tokenizer: the engine way needs the Hugging Face model")
+    if not hasattr(model, "generate"):
+        from blockgen.bert import Bert
+
+        if not isinstance(model, Bert):
+            raise RuntimeError(f"{type(model).__name__} has no generate(): the engine way needs a transformers model")
+        model, tokenizer = _transformers_default()
     return model, tokenizer
+
+
+@lru_cache(maxsize=1)
+def _transformers_default() -> tuple[Any, Any]:
+    from blockgen.minilm import transformers_default
+
+    return transformers_default()
 
 
 def engine_decode(generator: Any, spec: Any, lltok: Any, keywords: str, n: int, budget: int, temperature: float, top_p: float, seed: int) -> list[dict[str, Any]]:

@@ -11,7 +11,12 @@ warm-starts a query writer from it:
   holding the encoder's weights, the output layer tied to the input embeddings, the three new
   embeddings started from those of ``and``, ``or``, ``not``; the prediction head's transform is
   new (the sentence encoder has none) and is trained with the LoRA adapter;
-* :func:`load_default`: the shipped default model, base + ``blockgen/default_model/adapter``.
+* :func:`load_default`: the shipped default model, base + ``blockgen/default_model/adapter``, run
+  without ``transformers`` or ``peft`` (importing them took 2.5-4.5 s of a 10 s budget): the
+  tokenizer through ``tokenizers`` alone (:func:`runtime_tokenizer`), the weights merged here
+  and computed by :mod:`blockgen.bert` (:func:`runtime_decoder`). Training builds the same model
+  with ``transformers`` (:func:`load_decoder`, :func:`apply_adapter`; :func:`transformers_default`
+  for the shipped one); tests check that both give the same logits.
 
 The token bytes the grammar engine needs come from :mod:`blockgen.wordpiece`. Nothing is
 downloaded: the base is a local directory from an installed package.
@@ -302,6 +307,18 @@ def load_default(device: Optional[str] = None, model_dir: Union[str, Path, None]
         options["reranker"] = lambda: shared_reranker(min_blocks=min_blocks, anchor=anchor)
         options.setdefault("oversample", rerank.get("oversample", 2))
     return QueryGenerator(model, tokenizer, device=device, **options)
+
+
+def transformers_default(model_dir: Union[str, Path, None] = None, base: Union[str, Path, None] = None) -> tuple[Any, Any]:
+    """``(model, tokenizer)``: the default model built the way training builds it, with
+    ``transformers`` and ``peft`` (``BertLMHeadModel`` + the merged adapter, its sampling
+    defaults set), for tools that need a ``transformers`` model, such as ``model.generate``
+    with a logits processor. :func:`load_default` computes the same logits without them."""
+    root = Path(model_dir or DEFAULT_MODEL_DIR)
+    tokenizer, model = load_decoder(base)
+    model = apply_adapter(model, root / ADAPTER_SUBDIR)
+    set_sampling_defaults(model, generation_settings(root / GENERATION_CONFIG))
+    return model, tokenizer
 
 
 def default_lexicon(model_dir: Union[str, Path, None] = None):
