@@ -233,24 +233,37 @@ def runtime_tokenizer(path: Union[str, Path, None] = None) -> Any:
     ids as :func:`load_tokenizer` without importing ``transformers``."""
     from blockgen.bert_tokenizer import WordPieceTokenizer
 
-    return extend_tokenizer(WordPieceTokenizer.from_dir(Path(path or base_dir())))
+    path = Path(path or base_dir())
+    try:
+        return extend_tokenizer(WordPieceTokenizer.from_dir(path))
+    except Exception as err:  # a missing file, or the tokenizers library's errors for a broken one
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise BaseModelMissing(f"cannot read the tokenizer of the base model in {path}: {first[:200]}") from None
 
 
 def runtime_decoder(adapter: Union[str, Path], path: Union[str, Path, None] = None, tokenizer: Any = None) -> Any:
     """The default model's decoder as :class:`blockgen.bert.Bert`: the base weights of ``path``
     (default: the installed MiniLM) with the LoRA adapter directory ``adapter`` merged in,
     computed without ``transformers`` or ``peft``. The same logits as :func:`build_decoder` +
-    :func:`apply_adapter` (tested); :class:`blockgen.bert.BertFormatError` when the adapter does
-    not fit."""
+    :func:`apply_adapter` (tested). Raises :class:`BaseModelMissing` when the base cannot be read
+    (not a BERT, no ``model.safetensors``) and :class:`blockgen.bert.BertFormatError` when the
+    adapter cannot be read or does not fit."""
     import torch
 
-    from blockgen.bert import BertFormatError, load_bert, merge_lora, read_safetensors
+    from blockgen.bert import BertConfig, BertFormatError, load_bert, merge_lora, read_safetensors
 
     path = Path(path or base_dir())
     adapter = Path(adapter)
     tokenizer = tokenizer if tokenizer is not None else runtime_tokenizer(path)
-    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    state = read_safetensors(path / "model.safetensors")
+    try:
+        BertConfig.from_file(path)
+        state = read_safetensors(path / "model.safetensors")
+    except BertFormatError as err:
+        raise BaseModelMissing(f"the base model in {path} cannot be used: {err}") from None
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BertFormatError(f"cannot read its adapter_config.json: {err}") from None
     key = "embeddings.word_embeddings.weight"
     if key in state and state[key].shape[0] < len(tokenizer):  # the operator rows, as build_decoder starts them
         old = state[key]

@@ -193,3 +193,29 @@ def test_an_adapter_without_the_head_transform_is_refused(tmp_path):
     save_file({k: v for k, v in adapter.items() if "transform" not in k}, str(tmp_path / "adapter_model.safetensors"))
     with pytest.raises(BertFormatError, match="transform"):
         minilm.runtime_decoder(tmp_path, tiny_dir())
+
+
+def test_a_prefix_lm_decodes_through_the_runner_as_transformers_does():
+    from blockgen.decoding import ModelRunner
+
+    base, adapter = tiny_dir(), tiny_adapter()
+    tok, reference = minilm.load_decoder(base, seed=2)
+    reference = minilm.apply_adapter(reference, adapter)
+    own = minilm.runtime_decoder(adapter, base)
+    inp, att, pos = _batch(tok, ["climate change. Output:", "acne. Output:"])
+    nxt = torch.tensor([[tok.convert_tokens_to_ids("OR")], [tok.convert_tokens_to_ids("steel")]])
+    longer = torch.cat([att, torch.ones((2, 1), dtype=torch.long)], 1)
+
+    def run(model):
+        runner = ModelRunner(model, "cpu")
+        with torch.no_grad():
+            first, past = runner(inp, att, pos, None)
+            second, _ = runner(nxt, longer, pos[:, -1:] + 1, past)
+        return torch.stack([first, second])
+
+    causal = run(own)
+    for model in (reference, own):
+        setattr(model.config, minilm.PREFIX_LM, True)
+    want, got = run(reference), run(own)
+    assert torch.allclose(want, got, atol=1e-4)
+    assert not torch.allclose(causal, got, atol=1e-3)  # the prompt attending both ways changes the logits

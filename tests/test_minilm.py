@@ -135,3 +135,26 @@ def test_a_prefix_lm_decodes_as_it_was_trained():
     expected = trained[width - 1 : width - 1 + len(answer)]
     assert torch.allclose(decoded, expected, atol=1e-4)
     assert not torch.equal(trained[: width - 1], causal[: width - 1])  # the prompt's first tokens see the whole prompt
+
+
+def test_load_default_on_a_base_it_cannot_read_is_a_clear_error(tmp_path):
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_dir(), base)
+    (base / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="cannot be used.*model.safetensors"):
+        minilm.load_default(base=base)
+    (base / "tokenizer.json").unlink()
+    with pytest.raises(ModelLoadError, match="tokenizer"):
+        minilm.load_default(base=base)
+
+
+def test_load_default_with_a_broken_adapter_config_is_a_clear_error(tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(minilm.DEFAULT_MODEL_DIR, model_dir)
+    (model_dir / minilm.ADAPTER_SUBDIR / "adapter_config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="adapter_config.json"):
+        minilm.load_default(model_dir=model_dir, base=tiny_dir())
