@@ -8,6 +8,12 @@ prompt, ``backend_tokenizer`` for :mod:`blockgen.wordpiece` and the grammar engi
 default model (:func:`blockgen.minilm.load_default`) and the reranker run without
 ``transformers``. It reads a model directory's ``tokenizer.json`` and, for the names of the
 special tokens, ``special_tokens_map.json`` (BERT's names when absent).
+
+:class:`blockgen.local_tokenizer.LocalTokenizer` is the other ``tokenizers``-only tokenizer: it
+serves the grammar engine alone, defers reading its file and keys blockgen's caches by the file's
+hash. This one is read at once and changed after loading (the default model adds its operator
+tokens), so the caches key it by its vocabulary, as they key a ``transformers`` tokenizer: both
+give the same key (tested).
 """
 
 from __future__ import annotations
