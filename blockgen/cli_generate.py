@@ -163,6 +163,11 @@ def run(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, 
                     print(c.text, file=stdout)
                 else:
                     invalid += 1
+    short = sum(1 for c in results if len(c) < args.n)
+    if short:
+        who = "" if len(prompts) == 1 else f" for {short} of {len(prompts)} prompts"
+        print(f"blockgen generate: fewer than {args.n} distinct queries{who}: the candidates came out the same "
+              "(a higher --temperature may give more)", file=stderr)
     if invalid:
         total = sum(len(c) for c in results)
         budget = f"--max-new-tokens={args.max_new_tokens}" if args.max_new_tokens is not None else "the token budget"

@@ -164,3 +164,12 @@ def test_no_rerank_and_no_anchor_turn_the_models_steps_off(model_dir, monkeypatc
     code, out, err = _run(["acne", "-n", "2", "--max-new-tokens", "6", "--model", str(model_dir), *flag])
     assert code == 0, err
     assert seen[option] is expected
+
+
+def test_fewer_distinct_queries_than_asked_for_are_said_on_stderr(model_dir):
+    # greedy decoding writes one distinct query however many are asked for
+    code, out, err = _run(["climate", "-n", "3", "--temperature", "0", "--max-new-tokens", "6", "--model", str(model_dir)])
+    assert code == 0 and len(out.splitlines()) == 1
+    assert "fewer than 3 distinct queries" in err
+    code, out, err = _run(["climate", "-n", "1", "--temperature", "0", "--max-new-tokens", "6", "--model", str(model_dir)])
+    assert code == 0 and len(out.splitlines()) == 1 and "fewer than" not in err
