@@ -21,7 +21,7 @@ so a checkpoint's state dict loads as it is.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -102,7 +102,6 @@ class BertOutput:
     logits: Optional[torch.Tensor] = None
     past_key_values: Optional[tuple] = None
     last_hidden_state: Optional[torch.Tensor] = None
-    extra: dict = field(default_factory=dict)
 
 
 def _module(**children: nn.Module) -> nn.Module:
@@ -156,7 +155,7 @@ class Bert(nn.Module):
 
     def __init__(self, config: BertConfig, causal: bool = True):
         super().__init__()
-        c = self.config_values = config
+        c = self.bert_config = config  # ``config`` is the transformers-style flag bag below
         h = c.hidden_size
         self.causal = causal
         self.bert = _module(
