@@ -132,3 +132,16 @@ def test_a_prompt_without_concepts_keeps_its_candidates_unanchored():
     anchoring = reranker().with_settings(anchor=AnchorSettings(direct=-1.0))
     ranked = anchoring.rerank("of the", [candidate("acne OR spots"), candidate("climate")], n=2)
     assert sorted(c.text for c in ranked) == ["acne OR spots", "climate"] and not any(c.anchored for c in ranked)
+
+
+def test_the_candidates_as_written_lose_the_filters_the_prompt_did_not_ask_for():
+    from blockgen.anchor import AnchorSettings
+
+    strict = reranker().with_settings(anchor=AnchorSettings(direct=1.0, max_alternatives=0))
+    cands = [candidate('pimples AND documenttype:"thesis"'), candidate('spots AND (acne OR zits) AND language:"en"')]
+    ranked = [c.text for c in strict.rerank("acne", cands, n=3)]
+    assert ranked[0] == "acne" and set(ranked[1:]) == {"pimples", "spots AND (acne OR zits)"}
+    # a filter the prompt asks for stays (in any letter case), and so does a candidate that is only a filter
+    asked = [c.text for c in strict.rerank('acne documentType:"thesis"', cands + [candidate('language:"en"')], n=4)]
+    assert 'pimples AND documenttype:"thesis"' in asked and 'spots AND (acne OR zits)' in asked
+    assert 'language:"en"' in asked
