@@ -6,13 +6,12 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blockgen import is_valid
-from blockgen.lexicon import Lexicon, LexiconRow, TokenLexicon, english_lexicon, fold, words
+from blockgen.lexicon import Lexicon, TokenLexicon, english_lexicon, fold, words
 from tests.tiny_models import WORDPIECE_WORDS, save_tiny_bert, small_tokenizer, tiny_llama
 
 #: Known words of the tests: every tiny-WordPiece whole word but ``misinformation``, plus one that
