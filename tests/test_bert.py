@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from blockgen import minilm
 from blockgen.bert import SMALL_BATCH_ROWS, Bert, BertConfig, BertFormatError, load_bert, merge_lora, read_safetensors
@@ -219,3 +220,37 @@ def test_a_prefix_lm_decodes_through_the_runner_as_transformers_does():
     want, got = run(reference), run(own)
     assert torch.allclose(want, got, atol=1e-4)
     assert not torch.allclose(causal, got, atol=1e-3)  # the prompt attending both ways changes the logits
+
+
+def _random_bert_state(hidden: int, heads: int, layers: int, vocab: int, seed: int) -> tuple[dict, object]:
+    """A random ``BertLMHeadModel`` decoder (transformers) and its state dict."""
+    from transformers import BertConfig as HFConfig, BertLMHeadModel
+
+    torch.manual_seed(seed)
+    config = HFConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                      intermediate_size=2 * hidden, max_position_embeddings=32, is_decoder=True,
+                      tie_word_embeddings=True)
+    model = BertLMHeadModel(config).eval()
+    with torch.no_grad():
+        model.cls.predictions.bias.normal_()  # not the zeros it starts with: the bias must be read
+    return {k: v.clone() for k, v in model.state_dict().items()}, model
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([(8, 1), (16, 2), (16, 4), (32, 2)]), st.integers(1, 3), st.integers(0, 10_000),
+       st.lists(st.integers(1, 7), min_size=1, max_size=3))
+def test_the_decoder_matches_transformers_on_any_small_config_and_padding(shape, layers, seed, lengths):
+    hidden, heads = shape
+    state, reference = _random_bert_state(hidden, heads, layers, vocab=40, seed=seed)
+    own = Bert(BertConfig(vocab_size=40, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                          intermediate_size=2 * hidden, max_position_embeddings=32)).load(state)
+    gen = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    ids = torch.randint(1, 40, (len(lengths), width), generator=gen)
+    mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        want = reference(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+    got = own(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+    real = mask.bool()
+    assert torch.allclose(want[real], got[real], atol=1e-4)
