@@ -181,12 +181,12 @@ class Bert(nn.Module):
 
     # ---------------------------------------------------------------- weights
     def load(self, state: dict[str, torch.Tensor]) -> "Bert":
-        """Copy ``state`` (``transformers`` names, with or without the ``bert.`` prefix) into the model.
+        """Put the tensors of ``state`` (``transformers`` names, with or without the ``bert.``
+        prefix) into the model, as they are (no copies: the model shares them with ``state``).
 
         The output layer is the input embedding matrix (tied); a checkpoint without a prediction
         head (a sentence encoder) gets a zero output bias and keeps its randomly initialised head
-        transform. Raises
-        :class:`BertFormatError` for missing or misshapen tensors."""
+        transform. Raises :class:`BertFormatError` for missing or misshapen tensors."""
         own = self.state_dict()
         wanted: dict[str, torch.Tensor] = {}
         for name, tensor in state.items():
