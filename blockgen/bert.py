@@ -318,7 +318,8 @@ def merge_lora(state: dict[str, torch.Tensor], adapter: dict[str, torch.Tensor],
     """``state`` (a BERT state dict, ``transformers`` names) with a PEFT LoRA adapter merged in.
 
     The adapter's tensors (``adapter_model.safetensors``, names ``base_model.model.<module>...``)
-    hold ``lora_A``/``lora_B`` per target (merged as ``W + B @ A * lora_alpha / r``), the rows
+    hold ``lora_A``/``lora_B`` per target (merged as ``W + B @ A * lora_alpha / r``, and with
+    ``lora_bias`` the bias as ``b + b_B * lora_alpha / r``), the rows
     of the trainable tokens (``token_adapter.trainable_tokens_delta``: the rows themselves, at
     ``trainable_token_indices``) and ``modules_to_save`` tensors (copied), as peft's
     ``merge_and_unload`` does. ``state``'s embedding matrix must already have a row for every
@@ -339,7 +340,7 @@ def merge_lora(state: dict[str, torch.Tensor], adapter: dict[str, torch.Tensor],
         key = name[len(prefix):] if name.startswith(prefix) else name
         if ".lora_A." in key or ".lora_B." in key:
             module, rest = key.split(".lora_", 1)
-            lora.setdefault(module, {})[rest[0]] = tensor
+            lora.setdefault(module, {})[rest[0] if rest.endswith(".weight") else rest[0] + "_bias"] = tensor
         elif key.endswith(".token_adapter.trainable_tokens_delta"):
             target = key[: -len(".token_adapter.trainable_tokens_delta")] + ".weight"
             indices = adapter_config.get("trainable_token_indices")
@@ -354,8 +355,13 @@ def merge_lora(state: dict[str, torch.Tensor], adapter: dict[str, torch.Tensor],
         else:  # modules_to_save: the trained module itself
             out[key.replace(".modules_to_save.default.", ".")] = tensor
     for module, pair in lora.items():
-        if set(pair) != {"A", "B"}:
+        if not {"A", "B"} <= set(pair) or not set(pair) <= {"A", "B", "B_bias"}:
             raise BertFormatError(f"{module}: lora_A or lora_B is missing")
+        if "B_bias" in pair:  # lora_bias: lora_B's bias, scaled as its output is, joins the layer's bias
+            bias = module + ".bias"
+            if bias not in out or out[bias].shape != pair["B_bias"].shape:
+                raise BertFormatError(f"{module}: the LoRA bias does not fit the layer's bias")
+            out[bias] = out[bias] + (pair["B_bias"].float() * scaling).to(out[bias].dtype)
         target = module + ".weight"
         if target not in out:
             raise BertFormatError(f"the adapter targets {module}, which the base model does not have")

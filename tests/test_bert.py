@@ -254,3 +254,29 @@ def test_the_decoder_matches_transformers_on_any_small_config_and_padding(shape,
     got = own(input_ids=ids, attention_mask=mask, position_ids=pos).logits
     real = mask.bool()
     assert torch.allclose(want[real], got[real], atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:.*invalid shape.*")  # peft takes lora_B's 1-D bias for an unsharded weight
+def test_an_adapter_with_lora_biases_merges_as_peft_merges_it(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_dir()
+    tok, model = minilm.load_decoder(base, seed=2)
+    ops = [tok.convert_tokens_to_ids(op) for op in minilm.OPERATORS]
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=minilm.LORA_TARGETS, modules_to_save=list(minilm.MODULES_TO_SAVE),
+                        trainable_token_indices=ops, lora_bias=True)
+    peft_model = get_peft_model(model, config)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        for _name, p in peft_model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.3)
+    peft_model.save_pretrained(tmp_path, save_embedding_layers=False)
+    assert any(k.endswith("lora_B.bias") for k in read_safetensors(tmp_path / "adapter_model.safetensors"))
+    _, reference = minilm.load_decoder(base, seed=2)
+    reference = minilm.apply_adapter(reference, tmp_path)
+    own = minilm.runtime_decoder(tmp_path, base)
+    inp, att, pos = _batch(tok, ["climate change. Output:", "acne. Output:"])
+    with torch.no_grad():
+        want = _steps(reference, inp, att, pos, [tok.convert_tokens_to_ids("OR")])
+    assert torch.allclose(want, _steps(own, inp, att, pos, [tok.convert_tokens_to_ids("OR")]), atol=1e-4)
