@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blockgen.errors import first_line
+
 #: Up to this many rows, the output layer is computed as ``weight @ x.T``: with one CPU thread,
 #: ``F.linear`` of 2-8 rows by MiniLM's 30,525 x 384 output matrix took about 22 ms here against
 #: 5-6 ms this way (the BLAS library picks a slow kernel for the few-row shape).
@@ -289,8 +291,7 @@ def read_safetensors(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for a damaged file
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise BertFormatError(f"cannot read {path}: {first[:200]}") from None
+        raise BertFormatError(f"cannot read {path}: {first_line(err, 200)}") from None
 
 
 def load_bert(path: Union[str, Path], causal: bool = True, vocab_size: Optional[int] = None,

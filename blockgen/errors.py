@@ -13,3 +13,10 @@ class ModelLoadError(ValueError):
 
 class AdapterMismatchError(ModelLoadError):
     """A LoRA adapter that does not fit the base model it is loaded onto."""
+
+
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of ``err``'s message (its type name when it has none), at most ``limit`` characters:
+    what a one-line error built on a library's exception quotes of it."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from blockgen.errors import AdapterMismatchError, ModelLoadError
+from blockgen.errors import AdapterMismatchError, ModelLoadError, first_line
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -29,11 +29,6 @@ def check_dir(path: Union[str, Path], what: str, required: Sequence[str]) -> Pat
     return p
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:300]
-
-
 def load_base(base: Union[str, Path], dtype: Optional[str] = None) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a local causal LM directory; ``dtype`` one of :data:`DTYPES` or None."""
     import torch
@@ -48,11 +43,11 @@ def load_base(base: Union[str, Path], dtype: Optional[str] = None) -> tuple[Any,
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     except Exception as err:  # a broken tokenizer.json raises many kinds of errors
-        raise ModelLoadError(f"could not load the tokenizer from {base_dir}: {_first_line(err)}") from None
+        raise ModelLoadError(f"could not load the tokenizer from {base_dir}: {first_line(err)}") from None
     try:
         model = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True, dtype=torch_dtype)
     except Exception as err:  # garbage weights: safetensors, torch and transformers errors alike
-        raise ModelLoadError(f"could not load the base model from {base_dir}: {_first_line(err)}") from None
+        raise ModelLoadError(f"could not load the base model from {base_dir}: {first_line(err)}") from None
     return model, tokenizer
 
 
@@ -67,9 +62,9 @@ def load_adapter(model: Any, adapter: Union[str, Path], merge: bool = True) -> A
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             peft_model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as err:
-        raise AdapterMismatchError(f"the adapter in {adapter_dir} does not fit this base model: {_first_line(err)}") from None
+        raise AdapterMismatchError(f"the adapter in {adapter_dir} does not fit this base model: {first_line(err)}") from None
     except Exception as err:  # unreadable adapter weights
-        raise ModelLoadError(f"could not load the adapter from {adapter_dir}: {_first_line(err)}") from None
+        raise ModelLoadError(f"could not load the adapter from {adapter_dir}: {first_line(err)}") from None
     return peft_model.merge_and_unload() if merge else peft_model
 
 

@@ -237,8 +237,9 @@ def runtime_tokenizer(path: Union[str, Path, None] = None) -> Any:
     try:
         return extend_tokenizer(WordPieceTokenizer.from_dir(path))
     except Exception as err:  # a missing file, or the tokenizers library's errors for a broken one
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise BaseModelMissing(f"cannot read the tokenizer of the base model in {path}: {first[:200]}") from None
+        from blockgen.errors import first_line
+
+        raise BaseModelMissing(f"cannot read the tokenizer of the base model in {path}: {first_line(err, 200)}") from None
 
 
 def runtime_decoder(adapter: Union[str, Path], path: Union[str, Path, None] = None, tokenizer: Any = None) -> Any:
