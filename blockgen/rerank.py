@@ -137,24 +137,17 @@ class Reranker:
         return [out, [c for c in rest if c.text not in texts][: n - len(out)]]
 
 
-def _filter_key(node: Any) -> tuple:
-    return (str(getattr(node, "name", "")).lower(), str(getattr(node, "value", node)).lower())
-
-
 def _without_unasked_filters(candidate: Any, frame: Any) -> Any:
-    """The candidate without the filter blocks (``documentType:"thesis"``) that the prompt did not
-    ask for (the same object when it has none, or when nothing else would be left)."""
-    from blockgen.concepts import split_filters
-    from blockgen.query import And, make_and
+    """The candidate without the filter blocks (``documentType:"thesis"``, ``yearPublished>=2019``)
+    that the prompt did not ask for, in any letter case (the same object when it has none, or when
+    nothing else would be left)."""
+    from blockgen.query import And, Comparison, Field, make_and
 
     query = getattr(candidate, "query", None)
     if not isinstance(query, And):
         return candidate
-    asked = {_filter_key(f) for f in frame.filters}
-    unasked = {_filter_key(f) for f in split_filters(str(query))[1]} - asked
-    if not unasked:
-        return candidate
-    kept = [item for item in query.items if _filter_key(item) not in unasked or not hasattr(item, "name")]
+    asked = {str(f).lower() for f in frame.filters}
+    kept = [item for item in query.items if not isinstance(item, (Field, Comparison)) or str(item).lower() in asked]
     if not kept or len(kept) == len(query.items):
         return candidate
     new = make_and(kept)

@@ -145,3 +145,7 @@ def test_the_candidates_as_written_lose_the_filters_the_prompt_did_not_ask_for()
     asked = [c.text for c in strict.rerank('acne documentType:"thesis"', cands + [candidate('language:"en"')], n=4)]
     assert 'pimples AND documenttype:"thesis"' in asked and 'spots AND (acne OR zits)' in asked
     assert 'language:"en"' in asked
+    # a comparison is a filter too, and the one asked for is the one with the same operator
+    years = [c.text for c in strict.rerank("acne yearPublished>=2019", [candidate("spots AND yearPublished<2019"),
+                                                                      candidate("zits AND yearPublished>=2019")], n=4)]
+    assert "spots" in years and "zits AND yearPublished>=2019" in years
