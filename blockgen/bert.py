@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional, Union
 
 import torch
@@ -176,7 +177,7 @@ class Bert(nn.Module):
             ))
             self.cls.predictions.bias = nn.Parameter(torch.zeros(c.vocab_size))
         #: ``transformers``-style settings: ``config`` for flags such as the prefix LM, sampling defaults
-        self.config = _Flags(hidden_size=h, vocab_size=c.vocab_size, is_decoder=causal)
+        self.config = SimpleNamespace(hidden_size=h, vocab_size=c.vocab_size, is_decoder=causal)
         self.generation_config = GenerationConfig()
         self.eval()
         self.requires_grad_(False)
@@ -274,16 +275,6 @@ class Bert(nn.Module):
             return self.hidden_states(input_ids, attention_mask)[0]
 
 
-class _Flags:
-    """An attribute bag standing in for a ``transformers`` config (``hidden_size``, ``is_decoder``, flags)."""
-
-    def __init__(self, **values: Any):
-        self.__dict__.update(values)
-
-    def __repr__(self) -> str:
-        return f"Flags({self.__dict__})"
-
-
 def read_safetensors(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     """The tensors of a ``.safetensors`` file (:class:`BertFormatError` when it cannot be read)."""
     from safetensors.torch import load_file
@@ -294,24 +285,18 @@ def read_safetensors(path: Union[str, Path]) -> dict[str, torch.Tensor]:
         raise BertFormatError(f"cannot read {path}: {first_line(err, 200)}") from None
 
 
-def load_bert(path: Union[str, Path], causal: bool = True, vocab_size: Optional[int] = None,
-              state: Optional[dict[str, torch.Tensor]] = None) -> Bert:
+def load_bert(path: Union[str, Path], causal: bool = True, state: Optional[dict[str, torch.Tensor]] = None) -> Bert:
     """The BERT in the ``transformers`` directory ``path`` (``config.json``, ``model.safetensors``).
 
-    ``vocab_size``: grow the embedding matrix to this many rows (new rows zero; an adapter's
-    trained token rows fill them, :func:`merge_lora`); ``state``: tensors to use instead of the
-    file's (a merged state dict)."""
+    ``state``: tensors to use instead of the file's (a merged state dict). The vocabulary is as
+    large as the word embedding matrix holds rows (a state grown for added tokens may hold more
+    than ``config.json`` says)."""
     path = Path(path)
     config = BertConfig.from_file(path)
-    tensors = dict(state) if state is not None else read_safetensors(path / "model.safetensors")
-    if vocab_size is not None and vocab_size != config.vocab_size:
-        config = BertConfig(**{**config.__dict__, "vocab_size": vocab_size})
-        for key in [k for k in tensors if k.endswith("word_embeddings.weight")]:
-            old = tensors[key]
-            grown = old.new_zeros((vocab_size, old.shape[1]))
-            rows = min(vocab_size, old.shape[0])
-            grown[:rows] = old[:rows]
-            tensors[key] = grown
+    tensors = state if state is not None else read_safetensors(path / "model.safetensors")
+    rows = next((t.shape[0] for k, t in tensors.items() if k.endswith("word_embeddings.weight")), config.vocab_size)
+    if rows != config.vocab_size:
+        config = BertConfig(**{**config.__dict__, "vocab_size": rows})
     return Bert(config, causal=causal).load(tensors)
 
 

@@ -131,6 +131,13 @@ def start_operator_rows(embeddings: Any, tokenizer: Any, old: int) -> None:
             embeddings[new_id] = embeddings[word_id]
 
 
+def set_special_ids(model: Any, tokenizer: Any) -> None:
+    """The decoder's generation config: the prompt starts with ``[CLS]``, the query ends with ``[SEP]``, ``[PAD]`` pads."""
+    config = model.generation_config
+    config.bos_token_id, config.eos_token_id, config.pad_token_id = (
+        tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+
+
 def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, seed: int = 0) -> Any:
     """``BertLMHeadModel`` (``is_decoder=True``) with the weights of the BERT encoder in ``path``.
 
@@ -158,9 +165,7 @@ def build_decoder(path: Union[str, Path, None] = None, tokenizer: Any = None, se
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         with torch.no_grad():
             start_operator_rows(model.get_input_embeddings().weight, tokenizer, old)
-    model.generation_config.bos_token_id = tokenizer.cls_token_id
-    model.generation_config.eos_token_id = tokenizer.sep_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    set_special_ids(model, tokenizer)
     return model.eval()
 
 
@@ -273,9 +278,8 @@ def runtime_decoder(adapter: Union[str, Path], path: Union[str, Path, None] = No
     state = merge_lora(state, read_safetensors(adapter / "adapter_model.safetensors"), config)
     if not any(k.startswith("cls.predictions.transform.") for k in state):
         raise BertFormatError("the adapter has no prediction-head transform (modules_to_save: transform)")
-    model = load_bert(path, causal=True, vocab_size=len(tokenizer), state=state)
-    gen = model.generation_config
-    gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    model = load_bert(path, causal=True, state=state)
+    set_special_ids(model, tokenizer)
     return model
 
 
