@@ -26,6 +26,15 @@ def tiny_dir() -> Path:
     return save_tiny_bert(Path(tempfile.mkdtemp(prefix="tinybert-")), seed=5)
 
 
+def _as_if_trained(peft_model, seed: int) -> None:
+    """Move every trainable weight of ``peft_model`` off where it started (LoRA B starts at zero)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for _name, p in peft_model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.3)
+
+
 @lru_cache(maxsize=1)
 def tiny_adapter() -> Path:
     """A LoRA adapter as training writes one (targets, head transform, operator rows), with random weights."""
@@ -35,11 +44,7 @@ def tiny_adapter() -> Path:
     ops = [tok.convert_tokens_to_ids(op) for op in minilm.OPERATORS]
     peft_model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=minilm.LORA_TARGETS, token_indices=ops,
                           modules_to_save=minilm.MODULES_TO_SAVE)
-    torch.manual_seed(7)
-    with torch.no_grad():  # as if trained: no weight is where it started
-        for name, p in peft_model.named_parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.3)
+    _as_if_trained(peft_model, seed=7)
     out = Path(tempfile.mkdtemp(prefix="tinyadapter-"))
     peft_model.save_pretrained(out, save_embedding_layers=False)  # as training.finetune saves it
     return out
@@ -266,11 +271,7 @@ def test_an_adapter_with_lora_biases_merges_as_peft_merges_it(tmp_path):
     config = LoraConfig(r=4, lora_alpha=8, target_modules=minilm.LORA_TARGETS, modules_to_save=list(minilm.MODULES_TO_SAVE),
                         trainable_token_indices=ops, lora_bias=True)
     peft_model = get_peft_model(model, config)
-    torch.manual_seed(11)
-    with torch.no_grad():
-        for _name, p in peft_model.named_parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.3)
+    _as_if_trained(peft_model, seed=11)
     peft_model.save_pretrained(tmp_path, save_embedding_layers=False)
     assert any(k.endswith("lora_B.bias") for k in read_safetensors(tmp_path / "adapter_model.safetensors"))
     _, reference = minilm.load_decoder(base, seed=2)
