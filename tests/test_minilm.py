@@ -73,25 +73,34 @@ def test_causal_decoding_with_cache_matches_a_full_forward():
 
 
 @lru_cache(maxsize=None)
-def generator(biased: bool) -> QueryGenerator:
+def generator(biased: bool, runtime: bool = False) -> QueryGenerator:
+    """A tiny BERT decoder; ``runtime``: the same weights on blockgen's own forward pass and
+    tokenizer (:mod:`blockgen.bert`, as the default model runs), not on ``transformers``."""
     tok, model = minilm.load_decoder(tiny_dir(), seed=1)
     if biased:  # random weights rarely nest: favour tokens that open groups, phrases and tags
         with torch.no_grad():
             for piece in ("(", '"', "["):
                 model.cls.predictions.bias[tok.convert_tokens_to_ids(piece)] += 6.0
+    if runtime:
+        from blockgen.bert import load_bert
+
+        tok = minilm.runtime_tokenizer(tiny_dir())
+        model = load_bert(tiny_dir(), causal=True, state=dict(model.state_dict()))
+        minilm.set_special_ids(model, tok)
     return QueryGenerator(model, tok)
 
 
 @settings(max_examples=20, deadline=None)
 @given(
     biased=st.booleans(),
+    runtime=st.booleans(),
     prompt=st.text(alphabet=st.sampled_from(list("acnetrm ()\"-")), min_size=1, max_size=16).filter(str.strip),
     seed=st.integers(0, 2**31),
     temperature=st.sampled_from([0.0, 0.7, 1.0, 1.5]),
     budget=st.integers(1, 20),
 )
-def test_constrained_output_of_a_wordpiece_decoder_always_parses(biased, prompt, seed, temperature, budget):
-    [cands] = generator(biased).generate([prompt], n=2, max_new_tokens=budget, temperature=temperature, seed=seed,
+def test_constrained_output_of_a_wordpiece_decoder_always_parses(biased, runtime, prompt, seed, temperature, budget):
+    [cands] = generator(biased, runtime).generate([prompt], n=2, max_new_tokens=budget, temperature=temperature, seed=seed,
                                          max_rounds=1)
     assert cands and all(c.valid and is_valid(c.text) and c.tokens <= budget for c in cands), [c.raw_text for c in cands]
 
